@@ -1,0 +1,1 @@
+"""fastlog's Kafka-compatible broker: network, protocol, handlers, coordinators, metadata."""

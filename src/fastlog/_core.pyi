@@ -1,0 +1,129 @@
+"""Contract of the Cython core, ``fastlog._core`` (implemented in _core.pyx).
+
+This stub is the interface the storage layer (src/fastlog) and the broker code
+against. Change it only together with every caller.
+
+Record batch v2 layout (offsets within one batch), all big-endian:
+  0 baseOffset int64 | 8 batchLength int32 (bytes after this field)
+  12 partitionLeaderEpoch int32 | 16 magic int8 (=2) | 17 crc uint32 (CRC-32C of bytes 21..end)
+  21 attributes int16 (bits 0-2 compression, 3 timestampType, 4 transactional, 5 control)
+  23 lastOffsetDelta int32 | 27 baseTimestamp int64 | 35 maxTimestamp int64
+  43 producerId int64 | 51 producerEpoch int16 | 53 baseSequence int32 | 57 recordCount int32
+  61 records...
+"""
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+BATCH_HEADER_SIZE: int  # 61
+LOG_OVERHEAD: int  # 12: baseOffset + batchLength
+
+# compression codes in attributes bits 0-2
+COMPRESSION_NONE: int  # 0
+COMPRESSION_GZIP: int  # 1
+COMPRESSION_SNAPPY: int  # 2
+COMPRESSION_LZ4: int  # 3
+COMPRESSION_ZSTD: int  # 4
+
+class CoreError(Exception):
+    """Base of the core's errors (fastlog.errors re-exports these)."""
+
+class CorruptRecordError(CoreError):
+    """A batch or record failed validation (bad magic, length, CRC, varint ...)."""
+
+class InvalidRecordError(CoreError):
+    """Input from the caller that cannot be encoded (value not bytes, ...)."""
+
+def crc32c(data: bytes | bytearray | memoryview, crc: int = 0) -> int: ...
+
+class BatchInfo:
+    """Header fields of one validated batch; plain attributes, cheap to create."""
+
+    position: int  # byte position of the batch within the scanned buffer
+    size: int  # total bytes of the batch (batchLength + 12)
+    base_offset: int
+    last_offset_delta: int
+    partition_leader_epoch: int
+    attributes: int
+    compression: int
+    timestamp_type: int  # 0 CreateTime, 1 LogAppendTime
+    is_transactional: bool
+    is_control: bool
+    base_timestamp: int
+    max_timestamp: int
+    producer_id: int
+    producer_epoch: int
+    base_sequence: int
+    record_count: int
+    @property
+    def last_offset(self) -> int: ...  # base_offset + last_offset_delta
+
+def scan_batches(
+    buf: bytes | bytearray | memoryview,
+    validate_crc: bool = True,
+    stop_at_corruption: bool = False,
+) -> list[BatchInfo]:
+    """Walk a buffer of concatenated v2 batches and return each batch's header.
+
+    Checks length (>= 61 - 12, whole batch inside buf), magic == 2 and CRC-32C.
+    stop_at_corruption=False: raise CorruptRecordError on the first bad batch.
+    stop_at_corruption=True: return the valid prefix (log recovery: the caller
+    truncates at position+size of the last returned batch).
+    A trailing partial batch counts as corruption.
+    """
+
+def valid_prefix_length(buf: bytes | bytearray | memoryview, validate_crc: bool = True) -> int:
+    """Bytes of buf covered by whole, valid batches from position 0 (log recovery)."""
+
+def assign_offsets(buf: bytearray | memoryview, base_offset: int, log_append_time: int = -1) -> tuple[int, int, int]:
+    """Rewrite baseOffset of every batch in buf (writable) in place, consecutively from base_offset.
+
+    log_append_time >= 0: set timestampType=LogAppendTime and maxTimestamp to it,
+    and recompute the CRC (attributes and maxTimestamp are under the CRC; baseOffset is not).
+    Returns (last_offset, max_timestamp, offset_of_max_timestamp).
+    """
+
+def set_partition_leader_epoch(buf: bytearray | memoryview, epoch: int) -> None:
+    """Set partitionLeaderEpoch of every batch in buf in place (not under the CRC)."""
+
+def build_batch(
+    records: Sequence[tuple[bytes | None, bytes | None, Sequence[tuple[str, bytes | None]] | None, int]],
+    base_offset: int = 0,
+    compression: int = 0,
+    producer_id: int = -1,
+    producer_epoch: int = -1,
+    base_sequence: int = -1,
+    is_transactional: bool = False,
+    is_control: bool = False,
+    partition_leader_epoch: int = -1,
+    timestamp_type: int = 0,
+) -> bytes:
+    """Encode one v2 batch from (key, value, headers, timestamp_ms) tuples.
+
+    Raises InvalidRecordError for keys/values that are neither bytes-like nor None,
+    header names that are not str, or an empty records sequence.
+    """
+
+def decode_records(batch: bytes | bytearray | memoryview, max_uncompressed: int = ...) -> list[tuple[int, int, bytes | None, bytes | None, list[tuple[str, bytes | None]]]]:
+    """Decode the records of ONE batch (starting at position 0) into
+    (offset, timestamp, key, value, headers) tuples; decompresses gzip/snappy/lz4/zstd
+    (cramjam), refusing more than max_uncompressed bytes (compression bombs).
+    For LogAppendTime batches every record's timestamp is maxTimestamp.
+    """
+
+def iter_records(buf: bytes | bytearray | memoryview, start_offset: int = 0, max_records: int = -1) -> list[tuple[int, int, bytes | None, bytes | None, list[tuple[str, bytes | None]]]]:
+    """decode_records over many concatenated batches, skipping records with offset < start_offset
+    and stopping after max_records (-1 = all). Control batches are skipped."""
+
+def offset_index_lookup(index: Any, entries: int, target_relative_offset: int) -> int:
+    """Binary search an offset index buffer (8-byte entries: int32 relative offset, int32 position,
+    big-endian). Returns the slot of the largest entry with relative offset <= target, or -1."""
+
+def time_index_lookup(index: Any, entries: int, target_timestamp: int) -> int:
+    """Binary search a time index buffer (12-byte entries: int64 timestamp, int32 relative offset).
+    Returns the slot of the first entry with timestamp >= target, or -1 if none."""
+
+def sendfile_chunk(out_fd: int, in_fd: int, offset: int, count: int) -> int:
+    """Move up to count bytes from in_fd at offset to out_fd with sendfile(2), looping in C
+    until done or the socket would block. Returns bytes sent (0 <= n <= count); never raises
+    on EAGAIN (the caller waits for writability and calls again). Raises OSError otherwise."""
