@@ -17,6 +17,10 @@ from typing import Any
 
 BATCH_HEADER_SIZE: int  # 61
 LOG_OVERHEAD: int  # 12: baseOffset + batchLength
+RECORD_BATCH_MAGIC: int  # 2
+TIMESTAMP_CREATE_TIME: int  # 0
+TIMESTAMP_LOG_APPEND_TIME: int  # 1
+MAX_UNCOMPRESSED_DEFAULT: int  # 64 MiB: default bound on a decompressed batch (compression bombs)
 
 # compression codes in attributes bits 0-2
 COMPRESSION_NONE: int  # 0
@@ -34,7 +38,14 @@ class CorruptRecordError(CoreError):
 class InvalidRecordError(CoreError):
     """Input from the caller that cannot be encoded (value not bytes, ...)."""
 
-def crc32c(data: bytes | bytearray | memoryview, crc: int = 0) -> int: ...
+def crc32c(data: bytes | bytearray | memoryview, crc: int = 0) -> int:
+    """CRC-32C of data continuing from crc (the CRC of the bytes before), as crc32c.crc32c.
+    SSE4.2 on x86-64 (3 interleaved streams), a slicing-by-8 table elsewhere."""
+
+def _crc32c_software(data: bytes | bytearray | memoryview, crc: int = 0) -> int: ...  # tests
+def _crc32c_hardware() -> bool: ...  # whether crc32c() uses SSE4.2 here
+def _encode_varint(value: int) -> bytes: ...  # zigzag varint (tests)
+def _decode_varint(data: bytes | bytearray | memoryview, max_bytes: int = 10) -> tuple[int, int]: ...
 
 class BatchInfo:
     """Header fields of one validated batch; plain attributes, cheap to create."""
@@ -80,7 +91,12 @@ def assign_offsets(buf: bytearray | memoryview, base_offset: int, log_append_tim
 
     log_append_time >= 0: set timestampType=LogAppendTime and maxTimestamp to it,
     and recompute the CRC (attributes and maxTimestamp are under the CRC; baseOffset is not).
-    Returns (last_offset, max_timestamp, offset_of_max_timestamp).
+    Returns (last_offset, max_timestamp, offset_of_max_timestamp); offset_of_max_timestamp is the
+    last offset of the first batch holding the maximum timestamp (as Kafka's LogSegment tracks it).
+    No batches: (base_offset - 1, -1, -1). Offsets advance by lastOffsetDelta + 1 per batch: the
+    broker should first check record_count == last_offset_delta + 1 for producer batches, as Kafka's
+    LogValidator does. The structure (lengths, magic) is checked before anything is written; the
+    CRC is not re-checked (scan_batches did that). Raises TypeError if buf is not writable.
     """
 
 def set_partition_leader_epoch(buf: bytearray | memoryview, epoch: int) -> None:
@@ -102,6 +118,8 @@ def build_batch(
 
     Raises InvalidRecordError for keys/values that are neither bytes-like nor None,
     header names that are not str, or an empty records sequence.
+    timestamp_ms None means now; otherwise -1 or >= 0. baseTimestamp is the first record's
+    timestamp, maxTimestamp the largest. Snappy is written xerial-framed (as the Java client does).
     """
 
 def decode_records(batch: bytes | bytearray | memoryview, max_uncompressed: int = ...) -> list[tuple[int, int, bytes | None, bytes | None, list[tuple[str, bytes | None]]]]:
@@ -109,15 +127,20 @@ def decode_records(batch: bytes | bytearray | memoryview, max_uncompressed: int 
     (offset, timestamp, key, value, headers) tuples; decompresses gzip/snappy/lz4/zstd
     (cramjam), refusing more than max_uncompressed bytes (compression bombs).
     For LogAppendTime batches every record's timestamp is maxTimestamp.
+    The batch is validated (length, magic, CRC-32C) first; bytes after it are ignored.
+    Raises CorruptRecordError for anything malformed (record lengths, varints, counts, codecs).
     """
 
-def iter_records(buf: bytes | bytearray | memoryview, start_offset: int = 0, max_records: int = -1) -> list[tuple[int, int, bytes | None, bytes | None, list[tuple[str, bytes | None]]]]:
+def iter_records(buf: bytes | bytearray | memoryview, start_offset: int = 0, max_records: int = -1, max_uncompressed: int = ...) -> list[tuple[int, int, bytes | None, bytes | None, list[tuple[str, bytes | None]]]]:
     """decode_records over many concatenated batches, skipping records with offset < start_offset
-    and stopping after max_records (-1 = all). Control batches are skipped."""
+    and stopping after max_records (-1 = all). Control batches are skipped.
+    A trailing partial batch (a fetch cut at max_bytes) is ignored, as Kafka clients do; any other
+    corruption raises CorruptRecordError."""
 
 def offset_index_lookup(index: Any, entries: int, target_relative_offset: int) -> int:
     """Binary search an offset index buffer (8-byte entries: int32 relative offset, int32 position,
-    big-endian). Returns the slot of the largest entry with relative offset <= target, or -1."""
+    big-endian). Returns the slot of the largest entry with relative offset <= target, or -1.
+    index: any contiguous buffer (mmap, bytes, memoryview); ValueError if entries exceed it."""
 
 def time_index_lookup(index: Any, entries: int, target_timestamp: int) -> int:
     """Binary search a time index buffer (12-byte entries: int64 timestamp, int32 relative offset).
@@ -126,4 +149,5 @@ def time_index_lookup(index: Any, entries: int, target_timestamp: int) -> int:
 def sendfile_chunk(out_fd: int, in_fd: int, offset: int, count: int) -> int:
     """Move up to count bytes from in_fd at offset to out_fd with sendfile(2), looping in C
     until done or the socket would block. Returns bytes sent (0 <= n <= count); never raises
-    on EAGAIN (the caller waits for writability and calls again). Raises OSError otherwise."""
+    on EAGAIN (the caller waits for writability and calls again). Raises OSError otherwise.
+    Returns fewer than count also when the file ends before offset + count."""
