@@ -1,0 +1,351 @@
+"""``fastlog log dump`` / ``fastlog log verify`` against segment files built byte for byte with
+fastlog._core.build_batch, then damaged in known places."""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from broker.cli import cli
+from fastlog import _core
+
+BASE = 100  # the segment's base offset, encoded in the file names
+
+
+def _write_segment(d: Path, batches: list[bytes], base: int = BASE, index: bool = True) -> Path:
+    """Write NNN.log (batches with offsets assigned from ``base``), NNN.index with one entry
+    per batch (its last offset, its position) and NNN.timeindex (max timestamp so far)."""
+    d.mkdir(parents=True, exist_ok=True)
+    name = f"{base:020d}"
+    log = bytearray()
+    idx = bytearray()
+    tidx = bytearray()
+    offset = base
+    max_ts = -1
+    for raw in batches:
+        buf = bytearray(raw)
+        last, _, _ = _core.assign_offsets(buf, offset)
+        info = _core.scan_batches(buf)[0]
+        idx += struct.pack(">ii", last - base, len(log))
+        if info.max_timestamp > max_ts:
+            max_ts = info.max_timestamp
+            tidx += struct.pack(">qi", max_ts, last - base)
+        log += buf
+        offset = last + 1
+    (d / f"{name}.log").write_bytes(bytes(log))
+    if index:
+        (d / f"{name}.index").write_bytes(bytes(idx))
+        (d / f"{name}.timeindex").write_bytes(bytes(tidx))
+    return d / f"{name}.log"
+
+
+def _records(n: int, start_ts: int = 1_700_000_000_000, prefix: str = "v") -> list:
+    return [
+        (f"k{i}".encode(), f"{prefix}{i}".encode(), [("h", b"x")], start_ts + i) for i in range(n)
+    ]
+
+
+@pytest.fixture
+def segment(tmp_path: Path) -> Path:
+    batches = [
+        _core.build_batch(_records(3)),
+        _core.build_batch(_records(2, prefix="w"), compression=_core.COMPRESSION_GZIP),
+        _core.build_batch(_records(4, prefix="z"), compression=_core.COMPRESSION_ZSTD),
+    ]
+    return _write_segment(tmp_path / "events-0", batches)
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, ["log", *args], catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def _positions(log: Path) -> list[int]:
+    return [b.position for b in _core.scan_batches(log.read_bytes())]
+
+
+def test_dump_clean_segment_prints_batches(segment: Path) -> None:
+    code, out, err = run("dump", str(segment))
+    assert code == 0, err
+    lines = [ln for ln in out.splitlines() if ln.startswith("baseOffset:")]
+    assert len(lines) == 3
+    assert lines[0].startswith("baseOffset: 100 lastOffset: 102 count: 3 ")
+    assert (
+        "baseOffset: 103 lastOffset: 104 count: 2" in lines[1] and "compresscodec: gzip" in lines[1]
+    )
+    assert (
+        "baseOffset: 105 lastOffset: 108 count: 4" in lines[2] and "compresscodec: zstd" in lines[2]
+    )
+    assert all("isvalid: true" in ln for ln in lines)
+    assert f"position: {_positions(segment)[1]} " in lines[1]
+    assert "Log starting offset: 100" in out
+    assert "DAMAGE" not in out and "| offset" not in out
+
+
+def test_deep_iteration_and_print_data_log(segment: Path) -> None:
+    code, out, _ = run("dump", "--deep-iteration", str(segment))
+    assert code == 0
+    recs = [ln for ln in out.splitlines() if ln.startswith("| offset:")]
+    assert [int(ln.split()[2]) for ln in recs] == list(range(100, 109))
+    assert "keySize: 2 valueSize: 2" in recs[0] and "headerKeys: [h]" in recs[0]
+    assert "payload" not in out
+    code, out, _ = run("dump", "--print-data-log", str(segment))
+    recs = [ln for ln in out.splitlines() if ln.startswith("| offset:")]
+    assert recs[0].endswith("key: k0 payload: v0")
+    assert recs[4].endswith("key: k1 payload: w1")  # decompressed from gzip
+    assert recs[8].endswith("key: k3 payload: z3")  # and from zstd
+
+
+def test_crc_damage_is_located_and_scan_continues(segment: Path) -> None:
+    data = bytearray(segment.read_bytes())
+    pos = _positions(segment)[1]
+    data[pos + 70] ^= 0xFF  # inside the second batch's (compressed) records
+    segment.write_bytes(bytes(data))
+    code, out, err = run("dump", "--deep-iteration", str(segment))
+    assert code == 1
+    damage = [ln for ln in out.splitlines() if ln.startswith("DAMAGE")]
+    assert len(damage) == 1
+    assert f"at position {pos}: CRC mismatch in batch at offset 103" in damage[0]
+    # the third batch is still read: the damaged batch's length is trusted
+    assert "baseOffset: 105 lastOffset: 108" in out
+    assert "isvalid: false" in out
+    assert err.count("\n") == 1 and err.startswith("Error: damage found: 1 problem(s)")
+
+
+def test_truncated_tail(segment: Path) -> None:
+    data = segment.read_bytes()
+    pos = _positions(segment)[2]
+    segment.write_bytes(data[: pos + 30])
+    code, out, _ = run("dump", str(segment))
+    assert code == 1
+    assert f"at position {pos}: truncated batch: 30 byte(s) left" in out
+    segment.write_bytes(data[: pos + 70])
+    code, out, _ = run("dump", str(segment))
+    assert code == 1
+    assert f"at position {pos}: truncated batch: its length says" in out
+    assert "baseOffset: 103" in out
+
+
+def test_broken_length_stops_the_scan(segment: Path) -> None:
+    data = bytearray(segment.read_bytes())
+    pos = _positions(segment)[1]
+    struct.pack_into(">i", data, pos + 8, 7)
+    segment.write_bytes(bytes(data))
+    code, out, _ = run("dump", str(segment))
+    assert code == 1
+    assert f"at position {pos}: invalid batch length 7" in out
+    assert "baseOffset: 105" not in out
+
+
+def test_bad_magic(segment: Path) -> None:
+    data = bytearray(segment.read_bytes())
+    pos = _positions(segment)[2]
+    data[pos + 16] = 1
+    segment.write_bytes(bytes(data))
+    code, out, _ = run("dump", str(segment))
+    assert code == 1
+    assert f"at position {pos}: unsupported magic 1" in out
+
+
+def test_offsets_must_increase(tmp_path: Path) -> None:
+    log = _write_segment(
+        tmp_path / "p",
+        [_core.build_batch(_records(2)), _core.build_batch(_records(2))],
+        index=False,
+    )
+    data = bytearray(log.read_bytes())
+    second = _positions(log)[1]
+    struct.pack_into(">q", data, second, 101)  # baseOffset is not under the CRC
+    log.write_bytes(bytes(data))
+    code, out, _ = run("dump", str(log))
+    assert code == 1
+    assert (
+        f"at position {second}: offsets do not increase: batch starts at 101, the previous one ended at 101"
+        in out
+    )
+
+
+def test_first_batch_below_segment_base(tmp_path: Path) -> None:
+    log = _write_segment(tmp_path / "p", [_core.build_batch(_records(2))], base=50, index=False)
+    renamed = log.with_name(f"{60:020d}.log")
+    log.rename(renamed)
+    code, out, _ = run("dump", str(renamed))
+    assert code == 1
+    assert "first batch starts at offset 50, below the segment's base offset 60" in out
+
+
+def test_index_dump_and_verification(segment: Path) -> None:
+    index = segment.with_suffix(".index")
+    code, out, err = run("dump", str(index))
+    assert code == 0, out + err
+    positions = _positions(segment)
+    assert f"offset: 102 position: {positions[0]}" in out
+    assert f"offset: 108 position: {positions[2]}" in out
+    # a preallocated index (zeroed tail) is not damage
+    index.write_bytes(index.read_bytes() + bytes(8 * 10))
+    assert run("dump", str(index))[0] == 0
+
+
+def test_index_entry_pointing_between_batches(segment: Path) -> None:
+    index = segment.with_suffix(".index")
+    data = bytearray(index.read_bytes())
+    struct.pack_into(">ii", data, 8, 4, _positions(segment)[1] + 5)
+    index.write_bytes(bytes(data))
+    code, out, _ = run("dump", "--verify-index-only", str(index))
+    assert code == 1
+    assert (
+        f"index entry 1 (offset 104, log position {_positions(segment)[1] + 5}): no batch starts at that position"
+        in out
+    )
+    assert "offset: 102 position" not in out  # --verify-index-only prints only damage
+
+
+def test_index_entry_with_wrong_offset(segment: Path) -> None:
+    index = segment.with_suffix(".index")
+    data = bytearray(index.read_bytes())
+    pos2 = _positions(segment)[2]
+    struct.pack_into(">ii", data, 8, 4, pos2)  # offset 104 lives in batch 2, not at batch 3
+    index.write_bytes(bytes(data))
+    code, out, _ = run("dump", str(index))
+    assert code == 1
+    assert (
+        f"index entry 1 (offset 104, log position {pos2}): the batch there holds offsets 105-108"
+        in out
+    )
+    # entry 2 now shares its position; the lookups those entries mislead are not reported again
+    assert "index entry 2 (offset 108, log position" in out and "does not increase" in out
+    assert out.count("DAMAGE") == 2
+
+
+def test_index_not_increasing_and_past_end(segment: Path) -> None:
+    index = segment.with_suffix(".index")
+    data = bytearray(index.read_bytes())
+    struct.pack_into(">ii", data, 16, 1, 10_000)
+    index.write_bytes(bytes(data) + b"\x01\x02\x03")
+    code, out, _ = run("dump", str(index))
+    assert code == 1
+    assert "is not a multiple of the 8-byte entry size" in out
+    assert "index entry 2 (offset 101, log position 10000): does not increase" in out
+    assert "position is past the end of the log" in out
+
+
+def test_time_index_verification(segment: Path) -> None:
+    tindex = segment.with_suffix(".timeindex")
+    code, out, _ = run("dump", str(tindex))
+    assert code == 0, out
+    assert "timestamp: 1700000000003 offset: 108" in out
+    data = bytearray(tindex.read_bytes())
+    struct.pack_into(">qi", data, 0, 1_800_000_000_000, 2)
+    tindex.write_bytes(bytes(data))
+    code, out, _ = run("dump", str(tindex))
+    assert code == 1
+    assert (
+        "time index entry 0 (timestamp 1800000000000, offset 102): no record up to that offset has a timestamp that large"
+        in out
+    )
+    assert "time index entry 1 (timestamp 1700000000003, offset 108): goes backwards" in out
+
+
+def test_control_batch(tmp_path: Path) -> None:
+    control = _core.build_batch(
+        [(struct.pack(">hh", 0, 1), struct.pack(">hi", 0, 7), None, 1_700_000_000_000)],
+        producer_id=42,
+        producer_epoch=3,
+        is_transactional=True,
+        is_control=True,
+    )
+    log = _write_segment(
+        tmp_path / "p",
+        [
+            _core.build_batch(
+                _records(1),
+                producer_id=42,
+                producer_epoch=3,
+                base_sequence=0,
+                is_transactional=True,
+            ),
+            control,
+        ],
+    )
+    code, out, _ = run("dump", "--deep-iteration", str(log))
+    assert code == 0, out
+    assert "isTransactional: true isControl: true" in out
+    assert "endTxnMarker: COMMIT coordinatorEpoch: 7" in out
+    assert "producerId: 42 producerEpoch: 3" in out
+
+
+def test_directory_dump_and_verify(segment: Path) -> None:
+    second = _write_segment(segment.parent, [_core.build_batch(_records(2))], base=109)
+    code, out, _ = run("dump", str(segment.parent))
+    assert code == 0
+    dumped = [ln.split()[1] for ln in out.splitlines() if ln.startswith("Dumping ")]
+    assert [Path(p).name for p in dumped] == [
+        f"{BASE:020d}.log",
+        f"{BASE:020d}.index",
+        f"{BASE:020d}.timeindex",
+        f"{109:020d}.log",
+        f"{109:020d}.index",
+        f"{109:020d}.timeindex",
+    ]
+    code, out, _ = run("verify", str(segment.parent))
+    assert code == 0
+    assert out.strip() == "OK: 6 file(s) verified, no damage found"
+    # verify on a .log alone also checks the indexes next to it
+    data = bytearray(second.with_suffix(".index").read_bytes())
+    struct.pack_into(">ii", data, 0, 1, 3)
+    second.with_suffix(".index").write_bytes(bytes(data))
+    code, out, err = run("verify", str(second))
+    assert code == 1
+    assert out.startswith("DAMAGE ") and "no batch starts at that position" in out
+    assert err.startswith("Error: damage found: 1 problem(s); first: ")
+
+
+def test_max_bytes_reads_a_prefix_without_calling_it_damage(segment: Path) -> None:
+    pos = _positions(segment)[1]
+    code, out, _ = run("dump", "--max-bytes", str(pos + 10), str(segment))
+    assert code == 0
+    assert "baseOffset: 100" in out and "baseOffset: 103" not in out
+
+
+def test_empty_segment(tmp_path: Path) -> None:
+    log = tmp_path / f"{0:020d}.log"
+    log.write_bytes(b"")
+    code, out, _ = run("dump", str(log))
+    assert code == 0
+    assert "Batches: 0" in out
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["fastlog", *args], capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "needle"),
+    [
+        (["log", "dump", "/no/such/file.log"], 2, "does not exist"),
+        (["log", "dump", "--bogus", "x"], 2, "No such option '--bogus'"),
+        (["log", "dump"], 2, "Missing argument"),
+        (["log", "frobnicate"], 2, "No such command 'frobnicate'"),
+    ],
+)
+def test_errors_are_one_line(args: list[str], code: int, needle: str) -> None:
+    proc = _cli(*args)
+    assert proc.returncode == code
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert needle in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_not_a_segment_and_missing_log(tmp_path: Path) -> None:
+    other = tmp_path / "notes.txt"
+    other.write_text("hello")
+    proc = _cli("log", "dump", str(other))
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1
+    assert "not a segment file" in proc.stderr
+    lonely = tmp_path / f"{0:020d}.index"
+    lonely.write_bytes(b"")
+    proc = _cli("log", "dump", str(lonely))
+    assert proc.returncode == 1 and "is missing" in proc.stderr and proc.stderr.count("\n") == 1
