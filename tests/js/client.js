@@ -160,6 +160,8 @@ async function consume(req) {
         }
       }
       if (records.length) offset = BigInt(records[records.length - 1].offset) + 1n
+      // Like the other drivers, stop at the end of the log instead of waiting for more.
+      if (highWatermark !== null && offset >= BigInt(highWatermark)) break
     }
   } finally {
     await cluster.disconnect()
