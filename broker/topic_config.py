@@ -243,8 +243,8 @@ TOPIC_CONFIGS: dict[str, TopicConfigDef] = {
             0,
             "Shortest time a record stays uncompacted.",
             "log.cleaner.min.compaction.lag.ms",
+            log_kwarg="min_compaction_lag_ms",
             at_least=0,
-            enforced_by="none",
         ),
         _def(
             "min.insync.replicas",
@@ -298,7 +298,7 @@ TOPIC_CONFIGS: dict[str, TopicConfigDef] = {
             "Size of a segment's offset index.",
             "log.index.size.max.bytes",
             log_kwarg="segment_index_bytes",
-            at_least=4,
+            at_least=12,  # one time index entry; the storage engine refuses less
         ),
         _def(
             "segment.jitter.ms",
@@ -307,8 +307,8 @@ TOPIC_CONFIGS: dict[str, TopicConfigDef] = {
             "Random jitter subtracted from segment.ms.",
             "log.roll.jitter.ms",
             Synonym("log.roll.jitter.hours", _HOURS),
+            log_kwarg="segment_jitter_ms",
             at_least=0,
-            enforced_by="none",
         ),
         _def(
             "segment.ms",
@@ -477,8 +477,31 @@ def format_value(name: str, value: Any) -> str:
 
 
 def normalize(configs: Mapping[str, str | None]) -> dict[str, str]:
-    """Validate topic overrides; return them in canonical string form. Raises InvalidConfig."""
-    return {name: format_value(name, parse_value(name, raw)) for name, raw in configs.items()}
+    """Validate topic overrides; return them in canonical string form. Raises InvalidConfig.
+
+    Values the storage engine would refuse (its own LogConfig checks) are refused here too,
+    so a topic never holds a config its logs cannot open with.
+    """
+    typed = {name: parse_value(name, raw) for name, raw in configs.items()}
+    _check_storage(typed)
+    return {name: format_value(name, value) for name, value in typed.items()}
+
+
+def _check_storage(typed: Mapping[str, Any]) -> None:
+    try:
+        from fastlog.config import LogConfig
+        from fastlog.errors import InvalidConfigurationError
+    except ImportError:  # storage engine without LogConfig: our own checks stand alone
+        return
+    kw = {
+        TOPIC_CONFIGS[n].log_kwarg: _log_value(TOPIC_CONFIGS[n], v)
+        for n, v in typed.items()
+        if TOPIC_CONFIGS[n].log_kwarg
+    }
+    try:
+        LogConfig.from_dict(kw)
+    except InvalidConfigurationError as exc:
+        raise InvalidConfig(str(exc)) from None
 
 
 # ----------------------------------------------------------------------------- broker side
