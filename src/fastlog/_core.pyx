@@ -1098,14 +1098,14 @@ def offset_index_lookup(index, Py_ssize_t entries, int64_t target_relative_offse
     _index_view(index, entries, 8, &view)
     p = <const uint8_t*>view.buf
     hi = entries - 1
-    with nogil:
-        while lo <= hi:
-            mid = lo + (hi - lo) // 2
-            if <int64_t>(<int32_t>_u32(p + mid * 8)) <= target_relative_offset:
-                found = mid
-                lo = mid + 1
-            else:
-                hi = mid - 1
+    # a few dozen compares: cheaper than releasing the GIL
+    while lo <= hi:
+        mid = lo + (hi - lo) // 2
+        if <int64_t>(<int32_t>_u32(p + mid * 8)) <= target_relative_offset:
+            found = mid
+            lo = mid + 1
+        else:
+            hi = mid - 1
     PyBuffer_Release(&view)
     return found
 
@@ -1118,14 +1118,14 @@ def time_index_lookup(index, Py_ssize_t entries, int64_t target_timestamp) -> in
     _index_view(index, entries, 12, &view)
     p = <const uint8_t*>view.buf
     hi = entries - 1
-    with nogil:
-        while lo <= hi:
-            mid = lo + (hi - lo) // 2
-            if <int64_t>_u64(p + mid * 12) >= target_timestamp:
-                found = mid
-                hi = mid - 1
-            else:
-                lo = mid + 1
+    # a few dozen compares: cheaper than releasing the GIL
+    while lo <= hi:
+        mid = lo + (hi - lo) // 2
+        if <int64_t>_u64(p + mid * 12) >= target_timestamp:
+            found = mid
+            hi = mid - 1
+        else:
+            lo = mid + 1
     PyBuffer_Release(&view)
     return found
 
