@@ -1,0 +1,288 @@
+"""OffsetIndex and TimeIndex: Kafka's sparse, memory-mapped segment indexes.
+
+Layout (big-endian, as Kafka writes them):
+  .index      8-byte entries: int32 offset relative to the segment base, int32 file position
+  .timeindex 12-byte entries: int64 timestamp, int32 relative offset
+
+Like Kafka, the index of the active segment is preallocated to ``segment.index.bytes``
+(a sparse file) and memory-mapped; entries are written through the mapping. When the segment
+stops being active (roll) or the log closes, the file is trimmed to its entries, so an
+inactive index's file length is exactly ``entries * entry_size``. After an unclean shutdown
+the active index is still full-length (trailing zeros): ``sanity_check`` rejects it and the
+log rebuilds it from the segment (Kafka does the same).
+
+Binary searches run in the Cython core over the mapping (no per-entry Python objects). All
+calls must be made under the owning Log's lock: remapping an index while another thread
+searches it would fail.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from fastlog import _core
+from fastlog.errors import CorruptRecordError
+
+_OFF = struct.Struct(">ii")
+_TIME = struct.Struct(">qi")
+_INT32_MAX = 2**31 - 1
+
+
+class _MappedIndex:
+    entry_size = 0
+
+    def __init__(self, path: Path, base_offset: int, max_index_size: int) -> None:
+        self.path = path
+        self.base_offset = base_offset
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        length = os.fstat(self._fd).st_size
+        self.entries = length // self.entry_size
+        self._mm: mmap.mmap | None = None
+        self._length = 0
+        self._max_entries = max(1, max_index_size // self.entry_size)
+        self._map(length)
+
+    # ------------------------------------------------------------------ mapping
+
+    def _map(self, length: int) -> None:
+        if self._mm is not None:
+            self._mm.close()
+            self._mm = None
+        self._length = length
+        if length > 0:
+            self._mm = mmap.mmap(self._fd, length, access=mmap.ACCESS_WRITE)
+
+    def _resize(self, length: int) -> None:
+        if length == self._length and os.fstat(self._fd).st_size == length:
+            return
+        if self._mm is not None:
+            self._mm.close()
+            self._mm = None
+        os.ftruncate(self._fd, length)
+        self._map(length)
+
+    def make_active(self, max_index_size: int) -> None:
+        """Preallocate to segment.index.bytes so appends write through the mapping."""
+        self._max_entries = max(1, max_index_size // self.entry_size)
+        self._max_entries = max(self._max_entries, self.entries)
+        self._resize(self._max_entries * self.entry_size)
+
+    def trim(self) -> None:
+        """Shrink the file to its entries (roll, close)."""
+        self._max_entries = max(self.entries, 1)
+        self._resize(self.entries * self.entry_size)
+
+    @property
+    def is_full(self) -> bool:
+        return self.entries >= self._max_entries
+
+    @property
+    def max_entries(self) -> int:
+        return self._max_entries
+
+    def _ensure_room(self) -> None:
+        if (self.entries + 1) * self.entry_size > self._length:
+            # an inactive index being rebuilt (recovery, cleaner): grow in steps
+            self._max_entries = max(self._max_entries, self.entries + 1)
+            self._resize(max(self._length * 2, (self.entries + 64) * self.entry_size))
+
+    def reset(self) -> None:
+        self.entries = 0
+
+    def flush(self) -> None:
+        if self._mm is not None:
+            self._mm.flush()
+        os.fsync(self._fd)
+
+    def rename(self, path: Path) -> None:
+        os.replace(self.path, path)
+        self.path = path
+
+    def close(self) -> None:
+        if self._fd < 0:
+            return
+        if self._mm is not None:
+            self._mm.close()
+            self._mm = None
+        os.close(self._fd)
+        self._fd = -1
+
+    def delete(self) -> None:
+        self.close()
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+    def raw(self) -> bytes:
+        """The entries' bytes (tests, tools)."""
+        if self._mm is None:
+            return b""
+        return self._mm[: self.entries * self.entry_size]
+
+    def _relative(self, offset: int) -> int:
+        rel = offset - self.base_offset
+        if not 0 <= rel <= _INT32_MAX:
+            raise CorruptRecordError(
+                f"offset {offset} does not fit a segment based at {self.base_offset}"
+            )
+        return rel
+
+
+class OffsetIndex(_MappedIndex):
+    """Maps an offset to the position of a batch at or before it in the segment's .log."""
+
+    entry_size = 8
+
+    def entry(self, slot: int) -> tuple[int, int]:
+        assert self._mm is not None
+        rel, pos = _OFF.unpack_from(self._mm, slot * 8)
+        return self.base_offset + rel, pos
+
+    def last_entry(self) -> tuple[int, int]:
+        return self.entry(self.entries - 1) if self.entries else (self.base_offset, 0)
+
+    def append(self, offset: int, position: int) -> None:
+        """Index the batch whose last offset is ``offset``, starting at ``position``."""
+        if self.entries and offset <= self.last_entry()[0]:
+            raise CorruptRecordError(
+                f"offset index {self.path}: offset {offset} not above the last entry"
+            )
+        self._ensure_room()
+        assert self._mm is not None
+        _OFF.pack_into(self._mm, self.entries * 8, self._relative(offset), position)
+        self.entries += 1
+
+    def lookup(self, offset: int) -> tuple[int, int]:
+        """Largest entry with offset <= ``offset``; (base_offset, 0) if there is none."""
+        if self.entries == 0 or offset < self.base_offset:
+            return self.base_offset, 0
+        rel = min(offset - self.base_offset, _INT32_MAX)
+        slot = _core.offset_index_lookup(self._mm, self.entries, rel)
+        return self.entry(slot) if slot >= 0 else (self.base_offset, 0)
+
+    def lookup_position(self, position: int) -> tuple[int, int]:
+        """Largest entry with file position <= ``position``; (base_offset, 0) if none."""
+        lo, hi = 0, self.entries - 1
+        best = (self.base_offset, 0)
+        mm = self._mm
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            rel, pos = _OFF.unpack_from(mm, mid * 8)  # type: ignore[arg-type]
+            if pos <= position:
+                best = (self.base_offset + rel, pos)
+                lo = mid + 1
+            else:
+                hi = mid - 1
+        return best
+
+    def truncate_to(self, offset: int) -> None:
+        """Drop entries with offset >= ``offset``."""
+        if self.entries == 0:
+            return
+        if offset <= self.base_offset:
+            self.entries = 0
+            return
+        slot = _core.offset_index_lookup(
+            self._mm, self.entries, min(offset - self.base_offset, _INT32_MAX)
+        )
+        if slot < 0:
+            self.entries = 0
+        elif self.entry(slot)[0] == offset:
+            self.entries = slot
+        else:
+            self.entries = slot + 1
+
+    def sanity_check(self, log_size: int) -> str | None:
+        """None if the index is consistent, else why not (then it is rebuilt)."""
+        if os.fstat(self._fd).st_size % 8:
+            return "file size is not a multiple of 8"
+        if self.entries == 0:
+            return None
+        # numpy view over the mapping: dropped before returning, so the map can be resized
+        a = np.frombuffer(self._mm, dtype=">i4", count=self.entries * 2)  # type: ignore[arg-type]
+        rel, pos = a[0::2], a[1::2]
+        ok = (
+            rel[0] >= 0
+            and pos[0] >= 0
+            and bool(np.all(np.diff(rel) > 0))
+            and bool(np.all(np.diff(pos) > 0))
+            and int(pos[-1]) < log_size
+        )
+        del a, rel, pos
+        return None if ok else "entries out of order or past the end of the log"
+
+
+class TimeIndex(_MappedIndex):
+    """Maps a timestamp to an offset from which a scan finds the first record at or after it.
+
+    An entry (T, O) means: every record appended before the entry has a timestamp <= T,
+    and T is reached in the batch ending at offset O. Timestamps strictly increase.
+    """
+
+    entry_size = 12
+
+    def entry(self, slot: int) -> tuple[int, int]:
+        assert self._mm is not None
+        ts, rel = _TIME.unpack_from(self._mm, slot * 12)
+        return ts, self.base_offset + rel
+
+    def last_entry(self) -> tuple[int, int]:
+        return self.entry(self.entries - 1) if self.entries else (-1, self.base_offset)
+
+    def maybe_append(self, timestamp: int, offset: int, *, skip_full_check: bool = False) -> None:
+        if self.entries:
+            last_ts, last_off = self.last_entry()
+            if timestamp <= last_ts:
+                return
+            if offset < last_off:
+                raise CorruptRecordError(
+                    f"time index {self.path}: offset {offset} below the last entry's {last_off}"
+                )
+        if self.is_full and not skip_full_check:
+            return
+        self._ensure_room()
+        assert self._mm is not None
+        _TIME.pack_into(self._mm, self.entries * 12, timestamp, self._relative(offset))
+        self.entries += 1
+
+    def start_offset_for(self, timestamp: int) -> int:
+        """An offset from which scanning forward finds the first record with ts >= timestamp."""
+        if self.entries == 0:
+            return self.base_offset
+        slot = _core.time_index_lookup(self._mm, self.entries, timestamp)
+        if slot < 0:
+            # no entry reaches it: it can only be past the last indexed point
+            return self.entry(self.entries - 1)[1]
+        # entries before `slot` are all below the target, so nothing up to their offset is
+        # a candidate: start from the previous entry's offset
+        return self.entry(slot - 1)[1] if slot > 0 else self.base_offset
+
+    def truncate_to(self, offset: int) -> None:
+        """Drop entries with offset >= ``offset``."""
+        n = self.entries
+        while n > 0 and self.entry(n - 1)[1] >= offset:
+            n -= 1
+        self.entries = n
+
+    def sanity_check(self, next_offset: int) -> str | None:
+        if os.fstat(self._fd).st_size % 12:
+            return "file size is not a multiple of 12"
+        if self.entries == 0:
+            return None
+        dt = np.dtype([("ts", ">i8"), ("rel", ">i4")])
+        a = np.frombuffer(self._mm, dtype=dt, count=self.entries)  # type: ignore[arg-type]
+        ts, rel = a["ts"], a["rel"]
+        ok = (
+            int(rel[0]) >= 0
+            and bool(np.all(np.diff(ts) > 0))
+            and bool(np.all(np.diff(rel) >= 0))
+            and self.base_offset + int(rel[-1]) < max(next_offset, self.base_offset + 1)
+        )
+        del a, ts, rel
+        return None if ok else "entries out of order or past the end of the log"
