@@ -1,0 +1,119 @@
+"""Metadata (key 3), versions 0-12.
+
+Behavior:
+- topics null (v1+) or empty (v0) lists every topic; otherwise the named ones (or, v10+,
+  the ones named by topic id; an unknown id is UNKNOWN_TOPIC_ID).
+- An unknown topic is created with num.partitions / default.replication.factor when
+  auto.create.topics.enable is set and the request allows it (allow_auto_topic_creation,
+  v4+); it is returned at once with its partitions (creation is synchronous here).
+  Otherwise UNKNOWN_TOPIC_OR_PARTITION; an illegal name is INVALID_TOPIC_EXCEPTION.
+- Every topic carries its UUID topic id (v10+), is_internal (v1+), leader epoch (v7+).
+- Brokers are the registered ones; controller_id (v1+) and cluster_id (v2+) from the store.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from typing import Any
+
+from broker.handlers import RequestContext
+from broker.metadata import InvalidTopicError, MetadataError, TopicInfo
+from broker.protocol import error_code, make, nested, response_schema
+
+API_KEY = 3
+MIN_VERSION = 0
+MAX_VERSION = 12
+
+UNKNOWN_TOPIC_OR_PARTITION = 3
+INVALID_TOPIC_EXCEPTION = 17
+UNKNOWN_TOPIC_ID = 100
+_ZERO = datetime.timedelta(0)
+_NIL = uuid.UUID(int=0)
+
+
+def _topic_entry(cls: type, topic: TopicInfo) -> Any:
+    part_cls = nested(cls, "MetadataResponsePartition")
+    topic_cls = nested(cls, "MetadataResponseTopic")
+    partitions = tuple(
+        make(
+            part_cls,
+            error_code=error_code(0),
+            partition_index=p.index,
+            leader_id=p.leader,
+            leader_epoch=p.leader_epoch,
+            replica_nodes=tuple(p.replicas),
+            isr_nodes=tuple(p.isr),
+            offline_replicas=(),
+        )
+        for p in sorted(topic.partitions.values(), key=lambda p: p.index)
+    )
+    return make(
+        topic_cls,
+        error_code=error_code(0),
+        name=topic.name,
+        topic_id=topic.topic_id,
+        is_internal=topic.is_internal,
+        partitions=partitions,
+    )
+
+
+def _error_entry(cls: type, name: str | None, code: int, topic_id: uuid.UUID | None = None) -> Any:
+    return make(
+        nested(cls, "MetadataResponseTopic"),
+        error_code=error_code(code),
+        name=name,
+        topic_id=topic_id or _NIL,
+        is_internal=False,
+        partitions=(),
+    )
+
+
+async def handle(ctx: RequestContext, request: Any) -> Any:
+    broker = ctx.broker
+    store = broker.metadata
+    cls = response_schema(API_KEY, ctx.api_version)
+    allow_auto = bool(getattr(request, "allow_auto_topic_creation", True))
+    requested = request.topics
+    if requested is None or (ctx.api_version == 0 and not requested):
+        topics = [_topic_entry(cls, t) for t in store.topics()]
+    else:
+        topics = []
+        for req_topic in requested:
+            name = getattr(req_topic, "name", None)
+            topic_id = getattr(req_topic, "topic_id", None)
+            if name is None:
+                info = store.topic_by_id(topic_id) if topic_id not in (None, _NIL) else None
+                topics.append(
+                    _topic_entry(cls, info)
+                    if info is not None
+                    else _error_entry(cls, None, UNKNOWN_TOPIC_ID, topic_id)
+                )
+                continue
+            info = store.topic(name)
+            if info is None and allow_auto:
+                try:
+                    info = broker.auto_create_topic(name)
+                except InvalidTopicError:
+                    topics.append(_error_entry(cls, name, INVALID_TOPIC_EXCEPTION))
+                    continue
+                except MetadataError as exc:
+                    topics.append(_error_entry(cls, name, exc.error_code))
+                    continue
+            if info is None:
+                topics.append(_error_entry(cls, name, UNKNOWN_TOPIC_OR_PARTITION))
+            else:
+                topics.append(_topic_entry(cls, info))
+    broker_cls = nested(cls, "MetadataResponseBroker")
+    brokers = tuple(
+        make(broker_cls, node_id=b.node_id, host=b.host, port=b.port, rack=b.rack)
+        for b in store.brokers()
+    )
+    return make(
+        cls,
+        throttle_time=_ZERO,
+        brokers=brokers,
+        cluster_id=store.cluster_id,
+        controller_id=store.controller_id,
+        topics=tuple(topics),
+    )

@@ -1,0 +1,169 @@
+"""The MetadataStore interface and the records it holds (topics, partitions, brokers).
+
+A store is the single source of truth for which topics exist, their ids, partition
+assignments and topic-level configs, the registered brokers and the controller. Changes
+are announced to listeners (the ReplicaManager creates and deletes logs from them), so
+handlers may call the store directly.
+"""
+
+from __future__ import annotations
+
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class MetadataError(Exception):
+    """Base of metadata errors; ``error_code`` is the Kafka error code to answer with."""
+
+    error_code = -1
+
+
+class UnknownTopicError(MetadataError):
+    error_code = 3  # UNKNOWN_TOPIC_OR_PARTITION
+
+
+class InvalidTopicError(MetadataError):
+    error_code = 17  # INVALID_TOPIC_EXCEPTION
+
+
+class TopicAlreadyExistsError(MetadataError):
+    error_code = 36  # TOPIC_ALREADY_EXISTS
+
+
+class InvalidPartitionsError(MetadataError):
+    error_code = 37  # INVALID_PARTITIONS
+
+
+class InvalidReplicationFactorError(MetadataError):
+    error_code = 38  # INVALID_REPLICATION_FACTOR
+
+
+def validate_topic_name(name: str) -> None:
+    """Kafka's rules (broker.topic_config): raises InvalidTopicError."""
+    from broker import topic_config
+
+    try:
+        topic_config.validate_topic_name(name)
+    except topic_config.InvalidTopicName as exc:
+        raise InvalidTopicError(str(exc)) from None
+
+
+@dataclass(slots=True)
+class PartitionInfo:
+    index: int
+    replicas: list[int]
+    leader: int
+    leader_epoch: int = 0
+    isr: list[int] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class TopicInfo:
+    name: str
+    topic_id: uuid.UUID
+    partitions: dict[int, PartitionInfo]
+    configs: dict[str, str] = field(default_factory=dict)
+    is_internal: bool = False
+
+    @property
+    def partition_count(self) -> int:
+        return len(self.partitions)
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerInfo:
+    node_id: int
+    host: str
+    port: int
+    rack: str | None = None
+
+
+class MetadataListener(Protocol):
+    def on_topic_created(self, topic: TopicInfo) -> None: ...
+    def on_topic_deleted(self, topic: TopicInfo) -> None: ...
+    def on_partitions_added(self, topic: TopicInfo, old_count: int) -> None: ...
+    def on_topic_configs_changed(self, topic: TopicInfo) -> None: ...
+
+
+class MetadataStore(ABC):
+    """What the broker needs from cluster metadata. Methods are synchronous and cheap."""
+
+    def __init__(self) -> None:
+        self._listeners: list[MetadataListener] = []
+
+    def add_listener(self, listener: MetadataListener) -> None:
+        self._listeners.append(listener)
+
+    # -- cluster -----------------------------------------------------------------------
+    @property
+    @abstractmethod
+    def cluster_id(self) -> str: ...
+
+    @property
+    @abstractmethod
+    def controller_id(self) -> int: ...
+
+    @abstractmethod
+    def register_broker(self, info: BrokerInfo) -> None: ...
+
+    @abstractmethod
+    def brokers(self) -> list[BrokerInfo]: ...
+
+    # -- topics ------------------------------------------------------------------------
+    @abstractmethod
+    def topics(self) -> list[TopicInfo]:
+        """Every topic, sorted by name."""
+
+    @abstractmethod
+    def topic(self, name: str) -> TopicInfo | None: ...
+
+    @abstractmethod
+    def topic_by_id(self, topic_id: uuid.UUID) -> TopicInfo | None: ...
+
+    @abstractmethod
+    def create_topic(
+        self,
+        name: str,
+        partitions: int,
+        replication_factor: int,
+        configs: Mapping[str, str] | None = None,
+        *,
+        is_internal: bool = False,
+        validate_only: bool = False,
+    ) -> TopicInfo:
+        """Create a topic; raises TopicAlreadyExistsError, InvalidTopicError,
+        InvalidPartitionsError, InvalidReplicationFactorError."""
+
+    @abstractmethod
+    def delete_topic(self, name: str) -> TopicInfo:
+        """Delete a topic; raises UnknownTopicError. Listeners delete its logs."""
+
+    @abstractmethod
+    def add_partitions(self, name: str, total: int, *, validate_only: bool = False) -> TopicInfo:
+        """Grow a topic to ``total`` partitions (Kafka's CreatePartitions ``count``: the NEW
+        TOTAL, not the number to add). Raises InvalidPartitionsError if total <= current."""
+
+    @abstractmethod
+    def topic_configs(self, name: str) -> dict[str, str]:
+        """Topic-level configs set explicitly on the topic (not the broker defaults)."""
+
+    @abstractmethod
+    def set_topic_configs(self, name: str, configs: Mapping[str, str | None]) -> TopicInfo:
+        """Replace the topic's explicit configs with ``configs`` (None values are removed).
+        Listeners apply them to the live logs."""
+
+    # -- producer ids --------------------------------------------------------------------
+    @abstractmethod
+    def allocate_producer_ids(self, count: int) -> int:
+        """Reserve ``count`` producer ids, unique for the cluster's life; returns the first."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources (files, sessions)."""
+
+    # -- helpers for implementations ---------------------------------------------------
+    def _notify(self, event: str, *args: object) -> None:
+        for listener in list(self._listeners):
+            getattr(listener, event)(*args)

@@ -1,0 +1,475 @@
+"""ReplicaManager and Partition: the broker's partitions, their logs, and the append path.
+
+The ReplicaManager opens a ``fastlog.log.Log`` per partition this broker hosts (from the
+MetadataStore, and again whenever topics are created, grown, reconfigured or deleted), runs
+retention/compaction when the broker asks, and wakes long-polling Fetch requests when
+records are appended. A Partition validates produced batches (``_core.scan_batches``:
+magic, length, CRC-32C), enforces message.max.bytes, checks idempotent producer sequences
+(broker.producer_state), appends, and keeps the high watermark. On this single-node
+embedded store the ISR is the leader alone, so the high watermark is the log end offset as
+soon as an append returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from broker.metadata import TopicInfo
+from broker.producer_state import ProducerStateManager
+
+if TYPE_CHECKING:
+    from broker.server import Broker
+
+log = logging.getLogger(__name__)
+
+# Kafka error codes of the append path
+NONE = 0
+UNKNOWN_SERVER_ERROR = -1
+CORRUPT_MESSAGE = 2
+UNKNOWN_TOPIC_OR_PARTITION = 3
+MESSAGE_TOO_LARGE = 10
+NOT_ENOUGH_REPLICAS = 19
+INVALID_REQUIRED_ACKS = 21
+KAFKA_STORAGE_ERROR = 56
+INVALID_RECORD = 87
+
+MAX_UNCOMPRESSED_INSPECT = 64 * 1024 * 1024  # bound on decompression when looking inside
+
+
+@dataclass(slots=True)
+class AppendResult:
+    error_code: int = NONE
+    base_offset: int = -1
+    log_append_time: int = -1
+    log_start_offset: int = -1
+    error_message: str | None = None
+    record_errors: list[tuple[int, str | None]] = field(default_factory=list)
+    duplicate: bool = False
+
+
+def partition_dir_name(topic: str, index: int) -> str:
+    return f"{topic}-{index}"
+
+
+class Partition:
+    def __init__(
+        self, manager: ReplicaManager, topic: TopicInfo, index: int, log_: Any, path: Path
+    ) -> None:
+        self.manager = manager
+        self.topic = topic.name
+        self.topic_id = topic.topic_id
+        self.index = index
+        self.log = log_
+        self.path = path
+        info = topic.partitions[index]
+        self.leader_epoch: int = info.leader_epoch
+        self.leader: int = info.leader
+        self.replicas: list[int] = list(info.replicas)
+        self.isr: list[int] = list(info.isr)
+        self.configs: dict[str, str] = dict(topic.configs)
+        self.producer_state = ProducerStateManager(
+            path, int(manager.broker.config.get("producer.id.expiration.ms"))
+        )
+        self._waiters: set[asyncio.Future[None]] = set()
+        self.deleted = False
+
+    def __repr__(self) -> str:
+        return f"Partition({self.topic}-{self.index})"
+
+    # -- offsets -------------------------------------------------------------------------
+    @property
+    def high_watermark(self) -> int:
+        return self.log.end_offset
+
+    @property
+    def log_start_offset(self) -> int:
+        return self.log.start_offset
+
+    @property
+    def log_end_offset(self) -> int:
+        return self.log.end_offset
+
+    @property
+    def last_stable_offset(self) -> int:
+        lso = getattr(self.log, "last_stable_offset", None)
+        hw = self.high_watermark
+        return hw if lso is None else min(lso, hw)
+
+    # -- config --------------------------------------------------------------------------
+    def config_value(self, name: str) -> Any:
+        from broker import topic_config
+
+        return topic_config.resolve(name, self.configs, self.manager.broker.config).typed
+
+    def refresh_config(self, topic: TopicInfo) -> None:
+        self.configs = dict(topic.configs)
+        kwargs = self.manager.log_kwargs(self.configs)
+        self.log.update_config(**kwargs)
+        self._max_message_bytes = None
+        self._timestamp_type = None
+        self._compacted = None
+
+    _max_message_bytes: int | None = None
+    _timestamp_type: str | None = None
+    _compacted: bool | None = None
+
+    @property
+    def max_message_bytes(self) -> int:
+        if self._max_message_bytes is None:
+            self._max_message_bytes = int(self.config_value("max.message.bytes"))
+        return self._max_message_bytes
+
+    @property
+    def log_append_time_type(self) -> bool:
+        if self._timestamp_type is None:
+            self._timestamp_type = str(self.config_value("message.timestamp.type"))
+        return self._timestamp_type == "LogAppendTime"
+
+    @property
+    def compacted(self) -> bool:
+        if self._compacted is None:
+            self._compacted = "compact" in self.config_value("cleanup.policy")
+        return self._compacted
+
+    # -- produce -------------------------------------------------------------------------
+    def append(self, records: bytes | bytearray | None, required_acks: int) -> AppendResult:
+        """Validate and append a Produce request's record set (synchronous: appends from
+        one connection land in request order)."""
+        from fastlog import _core
+
+        result = AppendResult(log_start_offset=-1)
+        if self.deleted:
+            result.error_code = UNKNOWN_TOPIC_OR_PARTITION
+            return result
+        if not records:
+            # Nothing to append: Kafka answers without error and without an offset.
+            result.log_start_offset = self.log_start_offset
+            return result
+        buf = bytearray(records)
+        try:
+            batches = _core.scan_batches(buf)
+        except _core.CorruptRecordError as exc:
+            result.error_code = CORRUPT_MESSAGE
+            result.error_message = str(exc)
+            return result
+        max_bytes = self.max_message_bytes
+        idempotent = False
+        for b in batches:
+            if b.size > max_bytes:
+                result.error_code = MESSAGE_TOO_LARGE
+                result.error_message = (
+                    f"batch of {b.size} bytes is larger than max.message.bytes ({max_bytes})"
+                )
+                return result
+            if b.is_control:
+                result.error_code = INVALID_RECORD
+                result.error_message = "clients cannot send control batches"
+                return result
+            if b.producer_id >= 0:
+                idempotent = True
+        if idempotent and len(batches) != 1:
+            result.error_code = INVALID_RECORD
+            result.error_message = "idempotent produce requests must carry exactly one batch"
+            return result
+        if self.compacted:
+            error = self._check_keys(buf, batches)
+            if error is not None:
+                result.error_code = INVALID_RECORD
+                result.error_message = error
+                return result
+        if required_acks == -1:
+            min_isr = int(self.config_value("min.insync.replicas"))
+            if len(self.isr) < min_isr:
+                result.error_code = NOT_ENOUGH_REPLICAS
+                return result
+
+        producer = None
+        if idempotent:
+            b = batches[0]
+            last_seq = b.base_sequence + b.last_offset_delta
+            if last_seq > 2**31 - 1:
+                last_seq -= 2**31
+            error, dup = self.producer_state.check_batch(
+                b.producer_id, b.producer_epoch, b.base_sequence, last_seq
+            )
+            if error:
+                result.error_code = error
+                result.log_start_offset = self.log_start_offset
+                return result
+            if dup is not None:
+                result.base_offset = dup.first_offset
+                result.log_start_offset = self.log_start_offset
+                result.duplicate = True
+                if self.log_append_time_type:
+                    result.log_append_time = dup.timestamp
+                return result
+            producer = (b.producer_id, b.producer_epoch, b.base_sequence, last_seq)
+
+        log_append_time = int(time.time() * 1000) if self.log_append_time_type else -1
+        try:
+            info = self.log.append_batches(
+                buf, log_append_time=log_append_time, leader_epoch=self.leader_epoch
+            )
+        except _core.CorruptRecordError as exc:
+            result.error_code = CORRUPT_MESSAGE
+            result.error_message = str(exc)
+            return result
+        except OSError as exc:
+            log.error("append to %s failed: %s", self, exc)
+            result.error_code = KAFKA_STORAGE_ERROR
+            result.error_message = str(exc)
+            return result
+        result.base_offset = info.first_offset
+        result.log_append_time = log_append_time
+        result.log_start_offset = self.log_start_offset
+        if producer is not None:
+            pid, epoch, first_seq, last_seq = producer
+            ts = log_append_time if log_append_time >= 0 else info.max_timestamp
+            self.producer_state.update(
+                pid, epoch, first_seq, last_seq, info.first_offset, info.last_offset, ts
+            )
+        self.producer_state.map_end_offset = info.last_offset + 1
+        self.notify_append()
+        return result
+
+    def _check_keys(self, buf: bytearray, batches: list[Any]) -> str | None:
+        """Compacted topics need a key on every record (looks inside, bounded memory)."""
+        from fastlog import _core
+
+        for b in batches:
+            view = memoryview(buf)[b.position : b.position + b.size]
+            try:
+                records = _core.decode_records(view, MAX_UNCOMPRESSED_INSPECT)
+            except _core.CoreError as exc:
+                return f"cannot read batch: {exc}"
+            for _offset, _ts, key, _value, _headers in records:
+                if key is None:
+                    return f"compacted topic {self.topic} cannot accept a record without a key"
+        return None
+
+    # -- fetch ---------------------------------------------------------------------------
+    def notify_append(self) -> None:
+        waiters, self._waiters = self._waiters, set()
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    def add_waiter(self, fut: asyncio.Future[None]) -> None:
+        self._waiters.add(fut)
+
+    def remove_waiter(self, fut: asyncio.Future[None]) -> None:
+        self._waiters.discard(fut)
+
+    def read_batches(self, start: int) -> Iterator[Any]:
+        """Batch headers of the log from ``start`` (producer state rebuild)."""
+        from fastlog import _core
+
+        offset = start
+        end = self.log.end_offset
+        while offset < end:
+            data = self.log.read_bytes(offset, 1 << 20)
+            if not data:
+                return
+            batches = _core.scan_batches(data, validate_crc=False)
+            if not batches:
+                return
+            for b in batches:
+                if b.base_offset + b.last_offset_delta >= offset:
+                    yield b
+            offset = batches[-1].base_offset + batches[-1].last_offset_delta + 1
+
+    def load_producer_state(self) -> None:
+        try:
+            self.producer_state.load(self.log_start_offset, self.log_end_offset, self.read_batches)
+        except Exception:
+            log.exception("cannot rebuild producer state of %s; starting empty", self)
+            self.producer_state.producers.clear()
+
+    def take_producer_snapshot(self) -> None:
+        self.producer_state.remove_expired()
+        self.producer_state.take_snapshot(self.log_end_offset)
+
+
+class ReplicaManager:
+    """All partitions hosted by this broker."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.data_dir: Path = broker.data_dir
+        self.partitions: dict[tuple[str, int], Partition] = {}
+        self._log_cls: Any = None
+        self._warned_no_storage = False
+        broker.metadata.add_listener(self)
+
+    # -- logs ----------------------------------------------------------------------------
+    def _log_class(self) -> Any:
+        if self._log_cls is None:
+            from fastlog.log import Log
+
+            self._log_cls = Log
+        return self._log_cls
+
+    def log_kwargs(self, topic_configs: dict[str, str]) -> dict[str, Any]:
+        from broker import topic_config
+
+        accepted = getattr(self._log_class(), "CONFIG_KEYS", None)
+        return topic_config.log_kwargs(
+            topic_configs,
+            self.broker.config,
+            accepted=(lambda k: k in accepted) if accepted else None,
+        )
+
+    def _open(self, topic: TopicInfo, index: int) -> Partition | None:
+        key = (topic.name, index)
+        existing = self.partitions.get(key)
+        if existing is not None:
+            return existing
+        try:
+            self._log_class()
+        except ImportError as exc:
+            # The storage engine is importable alone and may be absent in a partial build.
+            if not self._warned_no_storage:
+                log.error("storage engine unavailable (%s): partitions cannot be served", exc)
+                self._warned_no_storage = True
+            return None
+        path = self.data_dir / partition_dir_name(topic.name, index)
+        log_ = self._log_class()(path, **self.log_kwargs(dict(topic.configs)))
+        partition = Partition(self, topic, index, log_, path)
+        partition.load_producer_state()
+        self.partitions[key] = partition
+        return partition
+
+    def start(self, clean_shutdown: bool) -> None:
+        self.clean_shutdown = clean_shutdown
+        for topic in self.broker.metadata.topics():
+            for index, info in sorted(topic.partitions.items()):
+                if self.broker.node_id in info.replicas:
+                    self._open(topic, index)
+        log.info(
+            "opened %d partition(s) (%s shutdown before)",
+            len(self.partitions),
+            "clean" if clean_shutdown else "unclean",
+        )
+
+    def get_partition(self, topic: str, index: int) -> Partition | None:
+        p = self.partitions.get((topic, index))
+        if p is not None:
+            return p
+        info = self.broker.metadata.topic(topic)
+        if info is None or index not in info.partitions:
+            return None
+        if self.broker.node_id not in info.partitions[index].replicas:
+            return None
+        return self._open(info, index)
+
+    def partitions_of(self, topic: str) -> list[Partition]:
+        return sorted(
+            (p for (t, _), p in self.partitions.items() if t == topic), key=lambda p: p.index
+        )
+
+    # -- MetadataListener ----------------------------------------------------------------
+    def on_topic_created(self, topic: TopicInfo) -> None:
+        for index in sorted(topic.partitions):
+            self._open(topic, index)
+
+    def on_partitions_added(self, topic: TopicInfo, old_count: int) -> None:
+        for index in sorted(topic.partitions):
+            if index >= old_count:
+                self._open(topic, index)
+
+    def on_topic_deleted(self, topic: TopicInfo) -> None:
+        for index in list(topic.partitions):
+            p = self.partitions.pop((topic.name, index), None)
+            if p is None:
+                continue
+            p.deleted = True
+            p.notify_append()  # long polls see the partition gone
+            try:
+                p.log.delete()
+            except Exception:
+                log.exception("cannot delete the log of %s", p)
+
+    def on_topic_configs_changed(self, topic: TopicInfo) -> None:
+        for p in self.partitions_of(topic.name):
+            try:
+                p.refresh_config(topic)
+            except Exception:
+                log.exception("cannot apply new configs to %s", p)
+
+    # -- long poll -----------------------------------------------------------------------
+    async def wait_for_append(self, partitions: Iterable[Partition], timeout: float) -> bool:
+        """Wait until one of ``partitions`` gets an append or ``timeout`` seconds pass."""
+        if timeout <= 0:
+            return False
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        plist = list(partitions)
+        for p in plist:
+            p.add_waiter(fut)
+        try:
+            await asyncio.wait_for(fut, timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            for p in plist:
+                p.remove_waiter(fut)
+
+    # -- maintenance ---------------------------------------------------------------------
+    async def enforce_retention(self) -> int:
+        deleted = 0
+        for p in list(self.partitions.values()):
+            try:
+                n = p.log.enforce_retention()
+                deleted += n or 0
+            except Exception:
+                log.exception("retention of %s failed", p)
+            await asyncio.sleep(0)  # let requests in between partitions
+        if deleted:
+            log.info("retention deleted %d segment(s)", deleted)
+        return deleted
+
+    async def maybe_compact(self) -> int:
+        cleaned = 0
+        for p in list(self.partitions.values()):
+            if not p.compacted:
+                continue
+            try:
+                if p.log.maybe_compact():
+                    cleaned += 1
+            except Exception:
+                log.exception("compaction of %s failed", p)
+            await asyncio.sleep(0)
+        return cleaned
+
+    def take_producer_snapshots(self) -> None:
+        for p in list(self.partitions.values()):
+            if p.producer_state.dirty:
+                try:
+                    p.take_producer_snapshot()
+                except OSError as exc:
+                    log.warning("cannot snapshot producer state of %s: %s", p, exc)
+
+    def close(self) -> bool:
+        """Snapshot producer state, flush and close every log; True if all went well."""
+        ok = True
+        for p in list(self.partitions.values()):
+            try:
+                p.take_producer_snapshot()
+            except Exception:
+                log.exception("cannot snapshot producer state of %s", p)
+                ok = False
+            try:
+                p.log.flush()
+                p.log.close()
+            except Exception:
+                log.exception("cannot close the log of %s", p)
+                ok = False
+        self.partitions.clear()
+        return ok

@@ -1,0 +1,298 @@
+"""The Broker object and its lifecycle: start, serve, shut down cleanly.
+
+The Broker ties the pieces together: configuration, the metadata store, the
+ReplicaManager (partitions and their logs), the handler registry, the listener, the
+group coordinator hook, and the periodic log maintenance (retention, compaction, producer
+state snapshots). Handlers reach everything through ``ctx.broker``; the attributes they
+use are listed in docs/internals.md ("Broker object").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from broker import handlers as handler_registry
+from broker.config import BrokerConfig
+from broker.metadata import BrokerInfo, EmbeddedMetadataStore, MetadataStore, TopicInfo
+from broker.network import KafkaServer
+from broker.protocol import RequestHeader
+from broker.replica import ReplicaManager
+
+log = logging.getLogger(__name__)
+
+CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
+LOCK_FILE = ".lock"
+
+
+class BrokerError(Exception):
+    """The broker cannot start (data dir locked, bad metadata...)."""
+
+
+class Broker:
+    def __init__(self, config: BrokerConfig) -> None:
+        self.config = config
+        self.node_id: int = config.node_id
+        self.data_dir: Path = config.data_dir.resolve()
+        listener = config.listener
+        self.host, self.port = listener.host, listener.port
+        adv = config.advertised_listener
+        self.advertised_host: str = adv.host
+        self.advertised_port: int = adv.port
+        self._advertise_bound_port = adv.port == 0 or (
+            not config.get("advertised.listeners") and listener.port == 0
+        )
+        self.metadata: MetadataStore = self._make_metadata_store()
+        self.cluster_id: str = self.metadata.cluster_id
+        self.replica_manager = ReplicaManager(self)
+        self.handlers: dict[int, ModuleType] = handler_registry.discover()
+        self.group_coordinator: Any = None
+        self.transaction_coordinator: Any = None
+        # Called with (ctx, seconds) after each request is handled (metrics hook).
+        self.request_observers: list[Callable[[Any, float], None]] = []
+        self.server: KafkaServer | None = None
+        self.started_at = time.time()
+        self.clean_start = False
+        self._lock_fd = -1
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    def _make_metadata_store(self) -> MetadataStore:
+        kind = self.config.get("metadata.store")
+        if kind != "embedded":
+            raise BrokerError(f"metadata.store={kind!r} is not available (only 'embedded')")
+        return EmbeddedMetadataStore(
+            self.data_dir, node_id=self.node_id, cluster_id=self.config.get("cluster.id")
+        )
+
+    # -- handler helpers ----------------------------------------------------------------
+    def api_version_ranges(self) -> list[tuple[int, int, int]]:
+        """(api_key, min, max) of every registered handler, as ApiVersions advertises."""
+        return sorted((k, m.MIN_VERSION, m.MAX_VERSION) for k, m in self.handlers.items())
+
+    def unsupported_api_versions_response(self, header: RequestHeader) -> bytes:
+        from broker.handlers.api_versions import unsupported_version_response
+
+        return unsupported_version_response(self, header.correlation_id)
+
+    def observe_request(self, ctx: Any, seconds: float) -> None:
+        for observer in self.request_observers:
+            try:
+                observer(ctx, seconds)
+            except Exception:  # noqa: BLE001 - a metrics bug must not break serving
+                log.exception("request observer failed")
+
+    # -- topics -------------------------------------------------------------------------
+    def create_topic(
+        self,
+        name: str,
+        partitions: int = -1,
+        replication_factor: int = -1,
+        configs: Mapping[str, str | None] | None = None,
+        *,
+        validate_only: bool = False,
+    ) -> TopicInfo:
+        """Create a topic with broker defaults for -1 partitions / replication factor.
+        Raises broker.metadata errors or broker.topic_config.InvalidConfig."""
+        from broker import topic_config
+
+        if partitions == -1:
+            partitions = int(self.config.get("num.partitions"))
+        if replication_factor == -1:
+            replication_factor = int(self.config.get("default.replication.factor"))
+        normalized = topic_config.normalize(dict(configs or {}))
+        return self.metadata.create_topic(
+            name, partitions, replication_factor, normalized, validate_only=validate_only
+        )
+
+    def auto_create_topic(self, name: str) -> TopicInfo | None:
+        """Create ``name`` with the defaults if auto.create.topics.enable; None otherwise.
+        Raises InvalidTopicError for an illegal name."""
+        from broker.metadata import TopicAlreadyExistsError
+
+        if not self.config.get("auto.create.topics.enable"):
+            return None
+        try:
+            return self.create_topic(name)
+        except TopicAlreadyExistsError:
+            return self.metadata.topic(name)
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def _lock_data_dir(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise BrokerError(
+                f"data dir {self.data_dir} is in use by another broker process"
+            ) from None
+        self._lock_fd = fd
+
+    def _write_meta_properties(self) -> None:
+        path = self.data_dir / "meta.properties"
+        if path.exists():
+            props = dict(
+                line.split("=", 1)
+                for line in path.read_text().splitlines()
+                if "=" in line and not line.startswith("#")
+            )
+            stored = props.get("cluster.id")
+            if stored and stored != self.cluster_id:
+                raise BrokerError(
+                    f"{path} has cluster.id {stored}, the metadata store {self.cluster_id}"
+                )
+            stored_node = props.get("node.id")
+            if stored_node is not None and int(stored_node) != self.node_id:
+                raise BrokerError(f"{path} has node.id {stored_node}, config says {self.node_id}")
+            return
+        from broker.metadata.embedded import atomic_write
+
+        atomic_write(
+            path,
+            f"#\n#fastlog broker\nversion=1\ncluster.id={self.cluster_id}\n"
+            f"node.id={self.node_id}\n".encode(),
+        )
+
+    async def start(self) -> None:
+        self._lock_data_dir()
+        self._write_meta_properties()
+        marker = self.data_dir / CLEAN_SHUTDOWN_FILE
+        self.clean_start = marker.exists()
+        with contextlib.suppress(FileNotFoundError):
+            marker.unlink()
+        self.replica_manager.start(clean_shutdown=self.clean_start)
+        self.server = KafkaServer(self, self.host, self.port)
+        await self.server.start()
+        if self._advertise_bound_port:
+            self.advertised_port = self.server.port
+        self.port = self.server.port
+        self.metadata.register_broker(
+            BrokerInfo(
+                self.node_id,
+                self.advertised_host,
+                self.advertised_port,
+                self.config.get("broker.rack"),
+            )
+        )
+        await self._start_coordinator()
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._maintenance_loop()))
+
+    async def _start_coordinator(self) -> None:
+        """Hook for broker/coordinator: GroupCoordinator(broker) with start()/stop()."""
+        try:
+            from broker.coordinator import GroupCoordinator  # type: ignore[attr-defined]
+        except ImportError as exc:
+            if exc.name and not exc.name.startswith("broker.coordinator"):
+                raise
+            log.info("no group coordinator available (broker.coordinator not importable)")
+            return
+        self.group_coordinator = GroupCoordinator(self)
+        start = getattr(self.group_coordinator, "start", None)
+        if start is not None:
+            result = start()
+            if asyncio.iscoroutine(result):
+                await result
+
+    async def _maintenance_loop(self) -> None:
+        """Retention, compaction and producer-state snapshots, off the request path."""
+        retention_every = int(self.config.get("log.retention.check.interval.ms")) / 1000
+        cleaner_every = int(self.config.get("log.cleaner.backoff.ms")) / 1000
+        snapshot_every = 30.0
+        now = time.monotonic()
+        next_retention = now + min(retention_every, 30.0)
+        next_clean = now + cleaner_every
+        next_snapshot = now + snapshot_every
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            try:
+                if now >= next_retention:
+                    next_retention = now + retention_every
+                    await self.replica_manager.enforce_retention()
+                if now >= next_clean and self.config.get("log.cleaner.enable"):
+                    next_clean = now + cleaner_every
+                    await self.replica_manager.maybe_compact()
+                if now >= next_snapshot:
+                    next_snapshot = now + snapshot_every
+                    self.replica_manager.take_producer_snapshots()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("log maintenance failed; retrying later")
+
+    async def stop(self) -> None:
+        """Clean shutdown: stop accepting, finish, flush and close logs, leave the marker."""
+        if self._stopping:
+            return
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.server is not None:
+            await self.server.stop()
+        if self.group_coordinator is not None:
+            stop = getattr(self.group_coordinator, "stop", None)
+            if stop is not None:
+                try:
+                    result = stop()
+                    if asyncio.iscoroutine(result):
+                        await result
+                except Exception:
+                    log.exception("group coordinator stop failed")
+        clean = self.replica_manager.close()
+        self.metadata.close()
+        if clean:
+            (self.data_dir / CLEAN_SHUTDOWN_FILE).write_text("")
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    def ready_line(self) -> str:
+        return (
+            f"fastlog broker {self.node_id} ready: listener PLAINTEXT://{self.host or '0.0.0.0'}:"
+            f"{self.port} (advertised {self.advertised_host}:{self.advertised_port}), "
+            f"data dir {self.data_dir}, cluster {self.cluster_id}"
+        )
+
+
+async def serve(config: BrokerConfig, ready: Callable[[Broker], None] | None = None) -> None:
+    """Run a broker until SIGTERM or SIGINT."""
+    broker = Broker(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await broker.start()
+    except BaseException:
+        await broker.stop()
+        raise
+    if ready is not None:
+        ready(broker)
+    else:
+        print(broker.ready_line(), flush=True)
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        await broker.stop()
+        print("fastlog broker stopped", file=sys.stderr, flush=True)
+
+
+def run(config: BrokerConfig) -> None:
+    import uvloop
+
+    uvloop.run(serve(config))
