@@ -267,7 +267,12 @@ def start_from_config(broker: Any, config: Any, default_host: str = "") -> Broke
         return None
     host = _config_get(config, "metrics.host") or default_host
     metrics = BrokerMetrics(broker)
-    bound = metrics.start_http(port, host)
+    try:
+        bound = metrics.start_http(port, host)
+    except OSError as exc:
+        raise OSError(
+            exc.errno, f"cannot serve metrics on {host or '0.0.0.0'}:{port}: {exc.strerror}"
+        ) from None
     log.info("metrics: serving Prometheus /metrics on %s:%d", host or "0.0.0.0", bound)
     return metrics
 

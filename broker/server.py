@@ -58,9 +58,13 @@ class Broker:
         self.handlers: dict[int, ModuleType] = handler_registry.discover()
         self.group_coordinator: Any = None
         self.transaction_coordinator: Any = None
+        self.metrics: Any = None  # broker.metrics.BrokerMetrics when metrics.port is set
+        self.producer_id_manager: Any = None
         # Called with (ctx, seconds) after each request is handled (metrics hook).
         self.request_observers: list[Callable[[Any, float], None]] = []
         self.server: KafkaServer | None = None
+        # broker/metrics.py BrokerMetrics while metrics.port is set, else None
+        self.metrics: Any = None
         self.started_at = time.time()
         self.clean_start = False
         self._lock_fd = -1
@@ -187,8 +191,18 @@ class Broker:
             )
         )
         await self._start_coordinator()
+        self._start_metrics()
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._maintenance_loop()))
+
+    def _start_metrics(self) -> None:
+        try:
+            from broker import metrics
+        except ImportError:
+            return
+        self.metrics = metrics.start_from_config(self, self.config, default_host=self.host)
+        if self.metrics is not None:
+            self.request_observers.append(self.metrics.observe_request)
 
     async def _start_coordinator(self) -> None:
         """Hook for broker/coordinator: GroupCoordinator(broker) with start()/stop()."""
@@ -205,6 +219,17 @@ class Broker:
             result = start()
             if asyncio.iscoroutine(result):
                 await result
+
+    def _start_metrics(self) -> None:
+        """Prometheus /metrics when metrics.port is set (broker/metrics.py)."""
+        from broker import metrics
+
+        try:
+            self.metrics = metrics.start_from_config(self, self.config, self.host)
+        except (OSError, ValueError) as exc:
+            raise BrokerError(f"metrics: {exc}") from None
+        if self.metrics is not None:
+            self.request_observers.append(self.metrics.observe_request)
 
     async def _maintenance_loop(self) -> None:
         """Retention, compaction and producer-state snapshots, off the request path."""
@@ -252,6 +277,13 @@ class Broker:
                         await result
                 except Exception:
                     log.exception("group coordinator stop failed")
+        if self.metrics is not None:
+            self.metrics.stop_http()
+        if self.metrics is not None:
+            try:
+                self.metrics.stop_http()
+            except Exception:
+                log.exception("metrics stop failed")
         clean = self.replica_manager.close()
         self.metadata.close()
         if clean:
