@@ -56,7 +56,26 @@ def test_crc32c_is_not_crc32() -> None:
 
 @pytest.mark.parametrize(
     "size",
-    [1, 7, 8, 9, 63, 4095, 12287, 12288, 12289, 3 * 4096 * 5 + 13, 1 << 20, (1 << 20) + 3],
+    [
+        1,
+        7,
+        8,
+        9,
+        63,
+        767,
+        768,
+        769,
+        1543,
+        1544,
+        4095,
+        12287,
+        12288,
+        12289,
+        13057,
+        3 * 4096 * 5 + 13,
+        1 << 20,
+        (1 << 20) + 3,
+    ],
 )
 def test_crc32c_sizes_around_stream_blocks(size: int) -> None:
     data = os.urandom(size)

@@ -16,10 +16,15 @@ cdef extern from *:
     #include <string.h>
 
     #define FL_CRC_POLY 0x82F63B78u  /* CRC-32C, reflected */
-    #define FL_CRC_STREAM 4096       /* bytes per stream per round of the 3-way hardware loop */
+    /* bytes per stream per round of the 3-way hardware loop: long rounds for big buffers, short
+       ones so that batches of a few KiB (the common produce size) also get the 3x */
+    #define FL_CRC_LONG 4096
+    #define FL_CRC_SHORT 256
 
     static uint32_t fl_crc_table[8][256];
-    static uint32_t fl_crc_shift[4][256]; /* register -> register after FL_CRC_STREAM zero bytes */
+    /* register -> register after FL_CRC_LONG / FL_CRC_SHORT zero bytes */
+    static uint32_t fl_crc_shift_long[4][256];
+    static uint32_t fl_crc_shift_short[4][256];
     static int fl_crc_have_hw = 0;
 
     static uint32_t fl_crc_sw(uint32_t crc, const uint8_t *p, size_t len) {
@@ -43,9 +48,8 @@ cdef extern from *:
         return crc;
     }
 
-    static inline uint32_t fl_crc_shift_stream(uint32_t c) {
-        return fl_crc_shift[0][c & 0xff] ^ fl_crc_shift[1][(c >> 8) & 0xff] ^
-               fl_crc_shift[2][(c >> 16) & 0xff] ^ fl_crc_shift[3][c >> 24];
+    static inline uint32_t fl_crc_shift(uint32_t (*t)[256], uint32_t c) {
+        return t[0][c & 0xff] ^ t[1][(c >> 8) & 0xff] ^ t[2][(c >> 16) & 0xff] ^ t[3][c >> 24];
     }
 
     #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -57,23 +61,28 @@ cdef extern from *:
             c0 = _mm_crc32_u8((uint32_t)c0, *p++);
             len--;
         }
-        while (len >= 3 * FL_CRC_STREAM) {
-            uint64_t c1 = 0, c2 = 0, w0, w1, w2;
-            const uint8_t *p1 = p + FL_CRC_STREAM, *p2 = p + 2 * FL_CRC_STREAM;
-            size_t i;
-            for (i = 0; i < FL_CRC_STREAM; i += 8) {
-                memcpy(&w0, p + i, 8);
-                memcpy(&w1, p1 + i, 8);
-                memcpy(&w2, p2 + i, 8);
-                c0 = _mm_crc32_u64(c0, w0);
-                c1 = _mm_crc32_u64(c1, w1);
-                c2 = _mm_crc32_u64(c2, w2);
-            }
-            /* CRC is linear: crc(A|B) = shift_|B|(crc(A)) ^ crc_from_zero(B) */
-            c0 = fl_crc_shift_stream(fl_crc_shift_stream((uint32_t)c0) ^ (uint32_t)c1) ^ (uint32_t)c2;
-            p += 3 * FL_CRC_STREAM;
-            len -= 3 * FL_CRC_STREAM;
+        /* CRC is linear: crc(A|B) = shift_|B|(crc(A)) ^ crc_from_zero(B) */
+    #define FL_CRC_3WAY(STREAM, TABLE)                                                         \
+        while (len >= 3 * (STREAM)) {                                                          \
+            uint64_t c1 = 0, c2 = 0, w0, w1, w2;                                               \
+            const uint8_t *p1 = p + (STREAM), *p2 = p + 2 * (STREAM);                          \
+            size_t i;                                                                          \
+            for (i = 0; i < (STREAM); i += 8) {                                                \
+                memcpy(&w0, p + i, 8);                                                         \
+                memcpy(&w1, p1 + i, 8);                                                        \
+                memcpy(&w2, p2 + i, 8);                                                        \
+                c0 = _mm_crc32_u64(c0, w0);                                                    \
+                c1 = _mm_crc32_u64(c1, w1);                                                    \
+                c2 = _mm_crc32_u64(c2, w2);                                                    \
+            }                                                                                  \
+            c0 = fl_crc_shift(TABLE, fl_crc_shift(TABLE, (uint32_t)c0) ^ (uint32_t)c1)         \
+                 ^ (uint32_t)c2;                                                               \
+            p += 3 * (STREAM);                                                                 \
+            len -= 3 * (STREAM);                                                               \
         }
+        FL_CRC_3WAY(FL_CRC_LONG, fl_crc_shift_long)
+        FL_CRC_3WAY(FL_CRC_SHORT, fl_crc_shift_short)
+    #undef FL_CRC_3WAY
         while (len >= 8) {
             uint64_t w;
             memcpy(&w, p, 8);
@@ -95,9 +104,28 @@ cdef extern from *:
     static int fl_crc_detect_hw(void) { return 0; }
     #endif
 
-    static void fl_crc_init(void) {
+    /* shifting by zero bytes is linear in the register: tabulate it from the 32 unit vectors */
+    static void fl_crc_shift_table(uint32_t (*t)[256], int nbytes) {
         uint32_t n, c, basis[32];
         int k, i, j;
+        for (i = 0; i < 32; i++) {
+            c = (uint32_t)1 << i;
+            for (j = 0; j < nbytes; j++) c = fl_crc_table[0][c & 0xff] ^ (c >> 8);
+            basis[i] = c;
+        }
+        for (k = 0; k < 4; k++) {
+            for (n = 0; n < 256; n++) {
+                c = 0;
+                for (j = 0; j < 8; j++)
+                    if (n & (1u << j)) c ^= basis[8 * k + j];
+                t[k][n] = c;
+            }
+        }
+    }
+
+    static void fl_crc_init(void) {
+        uint32_t n, c;
+        int k;
         for (n = 0; n < 256; n++) {
             c = n;
             for (k = 0; k < 8; k++) c = (c & 1) ? (c >> 1) ^ FL_CRC_POLY : c >> 1;
@@ -110,20 +138,8 @@ cdef extern from *:
                 fl_crc_table[k][n] = c;
             }
         }
-        /* shifting by zero bytes is linear in the register: tabulate it from the 32 unit vectors */
-        for (i = 0; i < 32; i++) {
-            c = (uint32_t)1 << i;
-            for (j = 0; j < FL_CRC_STREAM; j++) c = fl_crc_table[0][c & 0xff] ^ (c >> 8);
-            basis[i] = c;
-        }
-        for (k = 0; k < 4; k++) {
-            for (n = 0; n < 256; n++) {
-                c = 0;
-                for (j = 0; j < 8; j++)
-                    if (n & (1u << j)) c ^= basis[8 * k + j];
-                fl_crc_shift[k][n] = c;
-            }
-        }
+        fl_crc_shift_table(fl_crc_shift_long, FL_CRC_LONG);
+        fl_crc_shift_table(fl_crc_shift_short, FL_CRC_SHORT);
         fl_crc_have_hw = fl_crc_detect_hw();
     }
 
