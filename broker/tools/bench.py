@@ -61,7 +61,7 @@ class Bench:
         max_consumers: int,
         output: Path,
         profile: bool,
-        progress: Callable[[str], None],
+        progress: Callable[[str, int], None],
     ) -> None:
         self.brokers = brokers
         self.configs = configs
@@ -90,31 +90,29 @@ class Bench:
     def run_config(self, broker: BenchBroker, cfg: Config) -> BrokerRun:
         run = BrokerRun()
         topic = f"bench-{cfg.slug}-{self.run_id}"
+        label = f"{broker.name} {cfg.label}"
+        self.progress(f"{label}: starting broker", 0)
         try:
             broker.start()
-        except Exception as exc:  # a broker that will not start fails its rows, not the run
+            create_topic(broker.bootstrap, topic, cfg.partitions)
+        except Exception as exc:  # a broker that fails fails its rows, not the whole run
             for phase in ("produce", "consume", "latency"):
-                getattr(run, phase).error = f"broker did not start: {exc}"
-                self.progress(f"{broker.name} {cfg.label} {phase}")
+                getattr(run, phase).error = f"setup: {exc}"
+            self.progress(f"{label}: failed", 3)
+            broker.stop()
             return run
         try:
-            try:
-                create_topic(broker.bootstrap, topic, cfg.partitions)
-            except Exception as exc:
-                for phase in ("produce", "consume", "latency"):
-                    getattr(run, phase).error = f"create topic: {exc}"
-                    self.progress(f"{broker.name} {cfg.label} {phase}")
-                return run
+            self.progress(f"{label}: produce", 0)
             run.produce = self.guard(lambda: self.produce(broker, cfg, topic))
-            self.progress(f"{broker.name} {cfg.label} produce")
+            self.progress(f"{label}: consume", 1)
             ranges = self.guard_value(lambda: watermarks(broker.bootstrap, topic, cfg.partitions))
             if isinstance(ranges, PhaseResult):
                 run.consume = ranges
             else:
                 run.consume = self.guard(lambda: self.consume(broker, cfg, topic, ranges))
-            self.progress(f"{broker.name} {cfg.label} consume")
+            self.progress(f"{label}: latency at {self.rate:,}/s", 1)
             run.latency = self.guard(lambda: self.latency(broker, cfg, topic))
-            self.progress(f"{broker.name} {cfg.label} latency")
+            self.progress(f"{label}: done", 1)
             if broker.pid is not None and broker.alive():
                 run.peak_rss = peak_rss_bytes(broker.pid)
             if not broker.alive():
@@ -615,8 +613,8 @@ def bench(
     ) as progress:
         task = progress.add_task("starting", total=len(configs) * len(brokers) * 3)
 
-        def step(done: str) -> None:
-            progress.update(task, advance=1, description=done)
+        def step(description: str, advance: int) -> None:
+            progress.update(task, advance=advance, description=description)
 
         suite = Bench(
             brokers, configs, duration, rate, max_bytes, max_producers, max_consumers,
