@@ -103,8 +103,6 @@ KEYS: dict[str, Key] = {
         Key("metadata.store", str, "embedded", "embedded (a file under the data dir)."),
         Key("metrics.port", int, -1, "Prometheus /metrics port (-1 off, 0 any free port)."),
         Key("metrics.host", str, None, "Address of the metrics endpoint."),
-        Key("metrics.port", int, -1, "Prometheus /metrics port: -1 off, 0 any free port."),
-        Key("metrics.host", str, "", "Address of /metrics (default: the listener's host)."),
     ]
 }
 

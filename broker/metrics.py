@@ -22,6 +22,7 @@ Names follow Prometheus conventions; docs/tools.md maps each to its Kafka MBean.
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 from collections.abc import Iterable, Iterator
@@ -262,7 +263,11 @@ def start_from_config(broker: Any, config: Any, default_host: str = "") -> Broke
     """What the broker calls at start: a BrokerMetrics serving HTTP, or None if disabled
     (a broker without metrics pays nothing: its call sites test ``broker.metrics is not None``).
     """
-    port = metrics_port_from_config(config)
+    try:
+        port = metrics_port_from_config(config)
+    except ValueError as exc:
+        # OSError: what the broker's command line reports as a one-line start failure
+        raise OSError(errno.EINVAL, str(exc)) from None
     if port == DISABLED:
         return None
     host = _config_get(config, "metrics.host") or default_host

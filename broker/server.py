@@ -63,8 +63,6 @@ class Broker:
         # Called with (ctx, seconds) after each request is handled (metrics hook).
         self.request_observers: list[Callable[[Any, float], None]] = []
         self.server: KafkaServer | None = None
-        # broker/metrics.py BrokerMetrics while metrics.port is set, else None
-        self.metrics: Any = None
         self.started_at = time.time()
         self.clean_start = False
         self._lock_fd = -1
@@ -220,17 +218,6 @@ class Broker:
             if asyncio.iscoroutine(result):
                 await result
 
-    def _start_metrics(self) -> None:
-        """Prometheus /metrics when metrics.port is set (broker/metrics.py)."""
-        from broker import metrics
-
-        try:
-            self.metrics = metrics.start_from_config(self, self.config, self.host)
-        except (OSError, ValueError) as exc:
-            raise BrokerError(f"metrics: {exc}") from None
-        if self.metrics is not None:
-            self.request_observers.append(self.metrics.observe_request)
-
     async def _maintenance_loop(self) -> None:
         """Retention, compaction and producer-state snapshots, off the request path."""
         retention_every = int(self.config.get("log.retention.check.interval.ms")) / 1000
@@ -277,8 +264,6 @@ class Broker:
                         await result
                 except Exception:
                     log.exception("group coordinator stop failed")
-        if self.metrics is not None:
-            self.metrics.stop_http()
         if self.metrics is not None:
             try:
                 self.metrics.stop_http()
