@@ -97,7 +97,7 @@ class Bench:
             create_topic(broker.bootstrap, topic, cfg.partitions)
         except Exception as exc:  # a broker that fails fails its rows, not the whole run
             for phase in ("produce", "consume", "latency"):
-                getattr(run, phase).error = f"setup: {exc}"
+                getattr(run, phase).error = f"setup: {type(exc).__name__}: {exc}"
             self.progress(f"{label}: failed", 3)
             broker.stop()
             return run

@@ -184,9 +184,10 @@ class BenchBroker:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         try:
             wait_for_port(port, self.proc)
-        except Exception:
+        except Exception as exc:
+            tail = self.log_tail()  # read before stop() removes the work directory
             self.stop()
-            raise RuntimeError(f"{self.name} did not start: {self.log_tail()}") from None
+            raise RuntimeError(f"{self.name} did not start ({exc}): {tail}") from None
         self.pid = self.proc.pid
         self.bootstrap = f"127.0.0.1:{port}"
         return self
