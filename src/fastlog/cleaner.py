@@ -211,5 +211,11 @@ class LogCleaner:
             cleaned.rename_suffix("")
             fsync_dir(log.dir)
             i = log._segments.index(group[0])
-            log._segments[i : i + len(group)] = [cleaned]
+            if cleaned.size == 0:
+                # nothing survived: offsets stay as they were, the segment just goes
+                cleaned.delete()
+                cleaned.close()
+                log._segments[i : i + len(group)] = []
+            else:
+                log._segments[i : i + len(group)] = [cleaned]
             log._rebuild_bases()

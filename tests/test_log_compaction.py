@@ -1,0 +1,200 @@
+"""LogCleaner: latest record per key, tombstones, dirty ratio, offsets preserved, swaps."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from pathlib import Path
+
+import pytest
+
+import fastlog
+from fastlog import Log
+from fastlog.log import CLEAN_SHUTDOWN_FILE
+
+NOW = time.time_ns() // 1_000_000
+
+
+def _expected_after_compaction(history, cleaned_below, drop_tombstones=True):
+    """Linear model: below `cleaned_below`, keep a record iff it is its key's latest there."""
+    latest = {}
+    for off, k, _v in history:
+        if off < cleaned_below:
+            latest[k] = off
+    out = []
+    for off, k, v in history:
+        if off >= cleaned_below:
+            out.append((off, k, v))
+        elif latest[k] == off and not (v is None and drop_tombstones):
+            out.append((off, k, v))
+    return out
+
+
+def test_latest_per_key_offsets_preserved(tmp_path: Path):
+    rng = random.Random(7)
+    history = []
+    with Log(tmp_path, cleanup_policy="compact", segment_bytes=2000, delete_retention_ms=0) as log:
+        for _ in range(100):
+            batch = [(b"k%d" % rng.randrange(15), b"v%d" % rng.randrange(10**6)) for _ in range(5)]
+            first = log.append_batch(batch)
+            history += [(first + i, k, v) for i, (k, v) in enumerate(batch)]
+        active_base = log.active_segment.base_offset
+        size_before = log.size_bytes
+        stats = log.compact()
+        assert stats is not None and stats.end_offset == active_base
+        got = [(r.offset, r.key, r.value) for r in log.read()]
+        assert got == _expected_after_compaction(history, active_base)
+        assert log.size_bytes < size_before
+        assert log.end_offset == 500
+        # the active segment was not touched: everything from its base is still there
+        assert [o for o, _, _ in got if o >= active_base] == list(range(active_base, 500))
+        # reading from an offset removed by compaction starts at the next surviving one
+        gap = next(o for o in range(active_base) if o not in {g[0] for g in got})
+        assert next(iter(log.read(gap))).offset > gap
+    with Log(tmp_path, cleanup_policy="compact", segment_bytes=2000) as log:
+        assert [(r.offset, r.key, r.value) for r in log.read()] == got
+
+
+def test_tombstones_removed_after_delete_retention(tmp_path: Path):
+    with Log(
+        tmp_path, cleanup_policy="compact", segment_bytes=300, delete_retention_ms=3_600_000
+    ) as log:
+        log.append(b"v1", key=b"a")
+        log.append(b"v1", key=b"b")
+        log.append(None, key=b"a")  # tombstone
+        for i in range(10):
+            log.append(b"filler", key=b"f%d" % i)
+        log.compact()
+        kv = {r.key: r.value for r in log.read()}
+        assert b"a" in kv and kv[b"a"] is None  # still within delete.retention.ms
+        assert kv[b"b"] == b"v1"
+        # segments last written more than delete.retention.ms ago lose their tombstones
+        old = time.time() - 7200
+        for seg in log.segments[:-1]:
+            os.utime(seg.log.path, (old, old))
+        log.compact()
+        keys = [r.key for r in log.read()]
+        assert b"a" not in keys and b"b" in keys
+
+
+def test_tombstones_kept_in_active_segment(tmp_path: Path):
+    with Log(tmp_path, cleanup_policy="compact", delete_retention_ms=0) as log:
+        log.append(b"x", key=b"a")
+        log.append(None, key=b"a")
+        assert log.compact() is None  # only the active segment: nothing cleanable
+        assert [r.value for r in log.read()] == [b"x", None]
+
+
+def test_dirty_ratio_and_maybe_compact(tmp_path: Path):
+    with Log(
+        tmp_path, cleanup_policy="compact", segment_bytes=500, min_cleanable_dirty_ratio=0.5
+    ) as log:
+        for i in range(40):
+            log.append(b"v%d" % i, key=b"k%d" % (i % 4))
+        cleaner = fastlog.LogCleaner(log)
+        assert cleaner.dirty_ratio() == 1.0
+        assert log.maybe_compact() is True
+        assert cleaner.dirty_ratio() == 0.0
+        assert log.maybe_compact() is False  # nothing dirty
+        log.append(b"one more", key=b"k1")
+        assert log.maybe_compact() is False  # only the active segment changed
+        log.update_config(min_cleanable_dirty_ratio=1.0)
+        for i in range(40):
+            log.append(b"w%d" % i, key=b"k%d" % (i % 4))
+        ratio = cleaner.dirty_ratio()
+        assert 0 < ratio < 1.0
+        assert log.maybe_compact() is False  # below min.cleanable.dirty.ratio
+        log.update_config(min_cleanable_dirty_ratio=ratio)
+        assert log.maybe_compact() is True
+
+
+def test_compact_requires_policy(tmp_path: Path):
+    with Log(tmp_path) as log:
+        log.append(b"x")
+        with pytest.raises(fastlog.InvalidConfigurationError, match="compact"):
+            log.compact()
+        assert log.maybe_compact() is False
+
+
+def test_compact_and_delete(tmp_path: Path):
+    with Log(tmp_path, cleanup_policy="compact,delete", segment_bytes=400, retention_ms=-1) as log:
+        for i in range(30):
+            log.append(b"old%d" % i, key=b"old%d" % (i % 3), timestamp=NOW - 10 * 86_400_000)
+        log.roll()
+        for i in range(30):
+            log.append(b"new%d" % i, key=b"k%d" % (i % 3))
+        log.compact()
+        values = [r.value for r in log.read()]
+        assert values[:3] == [b"old27", b"old28", b"old29"]  # compaction kept the latest
+        assert {b"new27", b"new28", b"new29"} <= set(values)
+        log.update_config(retention_ms=86_400_000)
+        assert log.enforce_retention() >= 1  # and retention removes what is too old
+        assert all(r.value.startswith(b"new") for r in log.read())
+        assert log.start_offset >= 30
+
+
+def test_emptied_segments_are_dropped(tmp_path: Path):
+    with Log(tmp_path, cleanup_policy="compact", segment_bytes=300) as log:
+        for i in range(40):
+            log.append(b"v%d" % i, key=b"same")
+        n = len(log.segments)
+        log.compact()
+        # every cleanable segment lost all its records but the one holding the latest
+        assert len(log.segments) < n
+        assert all(s.size > 0 for s in log.segments[:-1])
+        assert [r.offset for r in log.read()][0] >= 1
+
+
+def test_compressed_and_partial_batches(tmp_path: Path):
+    """Client batches (gzip) that lose some records are re-encoded with their offsets."""
+    with Log(tmp_path, cleanup_policy="compact", segment_bytes=1200) as log:
+        for b in range(12):
+            recs = [(b"k%d" % (i % 3), b"v%d-%d" % (b, i), [("h", b"x")], NOW) for i in range(6)]
+            batch = bytearray(
+                fastlog._core.build_batch(recs, compression=fastlog._core.COMPRESSION_GZIP)
+            )
+            log.append_batches(batch)
+        before = {r.offset: r for r in log.read()}
+        log.compact()
+        after = list(log.read())
+        for r in after:
+            assert before[r.offset] == r  # same key, value, headers, timestamp at the same offset
+        active = log.active_segment.base_offset
+        assert {r.key for r in after if r.offset < active} == {b"k0", b"k1", b"k2"}
+        data = log.segments[0].log.read(0, log.segments[0].size)
+        assert all(
+            i.compression == fastlog._core.COMPRESSION_GZIP
+            for i in fastlog._core.scan_batches(data)
+        )
+
+
+def test_interrupted_swap_is_completed(tmp_path: Path):
+    with Log(tmp_path, cleanup_policy="compact", segment_bytes=300) as log:
+        for i in range(30):
+            log.append(b"v%d" % i, key=b"k%d" % (i % 2))
+        expected_end = log.end_offset
+    # simulate a crash after the cleaner renamed its output to .swap: make one by hand
+    first = sorted(tmp_path.glob("*.log"))[0]
+    base = first.name[:20]
+    for suffix in (".log", ".index", ".timeindex"):
+        src = tmp_path / f"{base}{suffix}"
+        (tmp_path / f"{base}{suffix}.swap").write_bytes(src.read_bytes())
+    (tmp_path / CLEAN_SHUTDOWN_FILE).unlink()
+    with Log(tmp_path, cleanup_policy="compact", segment_bytes=300) as log:
+        assert not list(tmp_path.glob("*.swap"))
+        assert log.end_offset == expected_end
+        assert [r.offset for r in log.read()] == list(range(expected_end))
+
+
+def test_reader_survives_compaction(tmp_path: Path):
+    with Log(tmp_path, cleanup_policy="compact", segment_bytes=300) as log:
+        for i in range(60):
+            log.append(b"v%d" % i, key=b"k%d" % (i % 5))
+        it = log.read(0)
+        first = next(it)
+        log.compact()
+        rest = list(it)
+        offsets = [first.offset] + [r.offset for r in rest]
+        assert offsets == sorted(set(offsets))
+        assert offsets[-1] == 59
