@@ -147,6 +147,7 @@ class GroupCoordinator:
     async def start(self) -> None:
         """Create/open __consumer_offsets, load the groups of every local partition, start timers."""
         await self.store.open()
+        self.num_partitions = getattr(self.store, "num_partitions", self.num_partitions)
         for p in range(self.num_partitions):
             if self.store.is_local(p):
                 await self.load_partition(p)

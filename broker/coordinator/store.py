@@ -90,8 +90,8 @@ class BrokerOffsetsStore:
 
     async def open(self) -> None:
         md = self.broker.metadata
-        topic = md.topic(OFFSETS_TOPIC)
-        if topic is None:
+        info = md.topic(OFFSETS_TOPIC)
+        if info is None:
             brokers = md.brokers()
             rf = max(1, min(self.replication_factor, len(brokers) if brokers else 1))
             configs = {
@@ -99,15 +99,14 @@ class BrokerOffsetsStore:
                 "compression.type": "producer",
                 "segment.bytes": str(self.segment_bytes),
             }
-            result = md.create_topic(OFFSETS_TOPIC, self.num_partitions, rf, configs)
+            create = getattr(self.broker, "create_topic", None) or md.create_topic
+            result = create(OFFSETS_TOPIC, self.num_partitions, rf, configs)
             if inspect.isawaitable(result):
                 await result
             log.info("created %s with %d partitions", OFFSETS_TOPIC, self.num_partitions)
-        ensure = getattr(self.broker.replica_manager, "ensure_partitions", None)
-        if ensure is not None:  # open the Logs now rather than at first use
-            result = ensure(OFFSETS_TOPIC)
-            if inspect.isawaitable(result):
-                await result
+        else:
+            # The topic's partition count, not the config, decides where groups live.
+            self.num_partitions = len(info.partitions)
 
     async def close(self) -> None:
         return None
@@ -119,8 +118,8 @@ class BrokerOffsetsStore:
         p = self._partition(partition)
         if p is None:
             return False
-        is_leader = getattr(p, "is_leader", True)
-        return bool(is_leader() if callable(is_leader) else is_leader)
+        node_id = getattr(self.broker, "node_id", None)
+        return getattr(p, "leader", node_id) == node_id
 
     async def append(
         self, partition: int, records: list[tuple[bytes, bytes | None]], timestamp_ms: int
@@ -134,11 +133,27 @@ class BrokerOffsetsStore:
             )
         batch = bytearray(_core.build_batch([(k, v, None, timestamp_ms) for k, v in records]))
         try:
-            result = p.append(batch, acks=-1)
+            # acks=all: an offset is committed once every in-sync replica has it.
+            result = p.append(batch, -1)
             if inspect.isawaitable(result):
-                await result
-        except Exception as exc:  # any storage failure: the client retries elsewhere/later
+                result = await result
+        except Exception as exc:  # any storage failure: the client retries later
             raise StoreError(f"append to {OFFSETS_TOPIC}-{partition} failed: {exc}") from exc
+        code = int(getattr(result, "error_code", 0) or 0)
+        if code:
+            # Kafka maps log append errors to what a group client knows how to retry.
+            mapped = {
+                ErrorCode.unknown_topic_or_partition.value: ErrorCode.not_coordinator,
+                ErrorCode.not_leader_or_follower.value: ErrorCode.not_coordinator,
+                ErrorCode.message_too_large.value: ErrorCode.unknown_server_error,
+                ErrorCode.record_list_too_large.value: ErrorCode.unknown_server_error,
+                ErrorCode.invalid_fetch_size.value: ErrorCode.unknown_server_error,
+            }.get(code, ErrorCode.coordinator_not_available)
+            raise StoreError(
+                f"append to {OFFSETS_TOPIC}-{partition} failed with error {code}: "
+                f"{getattr(result, 'error_message', None)}",
+                mapped,
+            )
 
     def read_all(self, partition: int) -> Iterator[tuple[bytes, bytes | None]]:
         from fastlog import _core
