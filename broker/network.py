@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from broker.handlers import RequestContext
 from broker.protocol import (
+    CloseConnection,
     ProtocolError,
     RawResponse,
     decode_request,
@@ -213,6 +214,11 @@ class KafkaConnection(asyncio.Protocol):
             if not slot.done():
                 slot.cancel()
             raise
+        except CloseConnection as exc:
+            log.info("closing %s (client %r): %s", self.peer, ctx.client_id, exc)
+            if not slot.done():
+                slot.set_result(_CLOSE)
+            return
         except Exception:
             log.exception(
                 "api %d v%d from %s (client %r) failed; closing the connection",

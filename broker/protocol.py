@@ -38,6 +38,11 @@ class ProtocolError(Exception):
     """A frame that cannot be understood; the connection is closed after logging it."""
 
 
+class CloseConnection(Exception):
+    """Raised by a handler to close the connection after the earlier responses (acks=0
+    Produce failures: the producer only notices a closed connection)."""
+
+
 @dataclass(slots=True)
 class RequestHeader:
     api_key: int

@@ -212,18 +212,27 @@ class Partition:
             producer = (b.producer_id, b.producer_epoch, b.base_sequence, last_seq)
 
         log_append_time = int(time.time() * 1000) if self.log_append_time_type else -1
+        from fastlog import errors
+
         try:
             info = self.log.append_batches(
                 buf, log_append_time=log_append_time, leader_epoch=self.leader_epoch
             )
-        except _core.CorruptRecordError as exc:
-            result.error_code = CORRUPT_MESSAGE
-            result.error_message = str(exc)
+        except errors.CorruptRecordError as exc:
+            result.error_code, result.error_message = CORRUPT_MESSAGE, str(exc)
             return result
-        except OSError as exc:
+        except errors.RecordTooLargeError as exc:
+            result.error_code, result.error_message = MESSAGE_TOO_LARGE, str(exc)
+            return result
+        except errors.InvalidRecordError as exc:
+            result.error_code, result.error_message = INVALID_RECORD, str(exc)
+            return result
+        except errors.LogClosedError:
+            result.error_code = UNKNOWN_TOPIC_OR_PARTITION
+            return result
+        except (OSError, errors.FastlogError) as exc:
             log.error("append to %s failed: %s", self, exc)
-            result.error_code = KAFKA_STORAGE_ERROR
-            result.error_message = str(exc)
+            result.error_code, result.error_message = KAFKA_STORAGE_ERROR, str(exc)
             return result
         result.base_offset = info.first_offset
         result.log_append_time = log_append_time
@@ -318,7 +327,11 @@ class ReplicaManager:
     def log_kwargs(self, topic_configs: dict[str, str]) -> dict[str, Any]:
         from broker import topic_config
 
-        accepted = getattr(self._log_class(), "CONFIG_KEYS", None)
+        try:
+            from fastlog.config import LOG_CONFIG_KEYS
+        except ImportError:
+            LOG_CONFIG_KEYS = None  # noqa: N806
+        accepted = LOG_CONFIG_KEYS
         return topic_config.log_kwargs(
             topic_configs,
             self.broker.config,

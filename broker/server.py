@@ -203,20 +203,34 @@ class Broker:
             self.request_observers.append(self.metrics.observe_request)
 
     async def _start_coordinator(self) -> None:
-        """Hook for broker/coordinator: GroupCoordinator(broker) with start()/stop()."""
+        """Hook for broker/coordinator: GroupCoordinator(broker) with start()/stop().
+
+        A coordinator that fails to import or start is logged loudly and left out: the
+        data path (produce, fetch) keeps working; group APIs answer
+        COORDINATOR_NOT_AVAILABLE from their handlers when group_coordinator is None.
+        """
         try:
             from broker.coordinator import GroupCoordinator  # type: ignore[attr-defined]
         except ImportError as exc:
-            if exc.name and not exc.name.startswith("broker.coordinator"):
-                raise
-            log.info("no group coordinator available (broker.coordinator not importable)")
+            if exc.name and exc.name.startswith("broker.coordinator"):
+                log.info("no group coordinator available (broker.coordinator not importable)")
+                return
+            log.exception("group coordinator unavailable")
             return
-        self.group_coordinator = GroupCoordinator(self)
-        start = getattr(self.group_coordinator, "start", None)
-        if start is not None:
-            result = start()
-            if asyncio.iscoroutine(result):
-                await result
+        except Exception:
+            log.exception("group coordinator unavailable")
+            return
+        coordinator = GroupCoordinator(self)
+        start = getattr(coordinator, "start", None)
+        try:
+            if start is not None:
+                result = start()
+                if asyncio.iscoroutine(result):
+                    await result
+        except Exception:
+            log.exception("group coordinator failed to start; consumer groups unavailable")
+            return
+        self.group_coordinator = coordinator
 
     async def _maintenance_loop(self) -> None:
         """Retention, compaction and producer-state snapshots, off the request path."""

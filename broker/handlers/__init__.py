@@ -16,6 +16,7 @@ Modules are discovered automatically, so adding an API is adding a file.
 from __future__ import annotations
 
 import importlib
+import logging
 import pkgutil
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -35,13 +36,23 @@ class RequestContext:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def discover() -> dict[int, ModuleType]:
-    """Import every handler module of this package; map API key -> module."""
+def discover(strict: bool = False) -> dict[int, ModuleType]:
+    """Import every handler module of this package; map API key -> module.
+
+    A module that fails to import is logged and left out (ApiVersions then does not
+    advertise it), so one broken API never takes the broker down; ``strict`` re-raises.
+    """
     handlers: dict[int, ModuleType] = {}
     for info in pkgutil.iter_modules(__path__):
         if info.name.startswith("_"):
             continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
+        try:
+            module = importlib.import_module(f"{__name__}.{info.name}")
+        except Exception:
+            if strict:
+                raise
+            logging.getLogger(__name__).exception("handler module %s failed to import", info.name)
+            continue
         key = getattr(module, "API_KEY", None)
         if key is None:
             continue

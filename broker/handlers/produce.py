@@ -1,0 +1,125 @@
+"""Produce (key 0), versions 3-9.
+
+Behavior:
+- acks 0, 1 and -1 (anything else: INVALID_REQUIRED_ACKS). acks=0 gets no response; if a
+  partition failed, the connection is closed so the producer notices (as Kafka does).
+- Each partition's record set is validated by the core (length, magic 2, CRC-32C:
+  CORRUPT_MESSAGE), checked against max.message.bytes (MESSAGE_TOO_LARGE) and, for
+  idempotent producers, against the partition's producer state (a retried batch is
+  acknowledged with its original offset and not appended twice; INVALID_PRODUCER_EPOCH,
+  OUT_OF_ORDER_SEQUENCE_NUMBER). Compressed batches are stored as sent.
+- LogAppendTime topics (message.timestamp.type) get the broker's time, returned in
+  log_append_time; otherwise log_append_time is -1.
+- An unknown topic is created when auto.create.topics.enable is set; an unknown partition
+  of a known topic is UNKNOWN_TOPIC_OR_PARTITION.
+- Appends happen synchronously in request order; with a single-node ISR the high
+  watermark is the log end offset at once, so acks=-1 answers without waiting.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from broker.handlers import RequestContext
+from broker.metadata import InvalidTopicError, MetadataError
+from broker.protocol import CloseConnection, error_code, make, nested, response_schema
+from broker.replica import AppendResult
+
+API_KEY = 0
+MIN_VERSION = 3
+MAX_VERSION = 9
+
+UNKNOWN_TOPIC_OR_PARTITION = 3
+INVALID_TOPIC_EXCEPTION = 17
+INVALID_REQUIRED_ACKS = 21
+_ZERO = datetime.timedelta(0)
+_UTC = datetime.UTC
+
+
+def _append_time(ms: int) -> datetime.datetime | None:
+    if ms < 0:
+        return None
+    return datetime.datetime.fromtimestamp(ms / 1000, tz=_UTC)
+
+
+async def handle(ctx: RequestContext, request: Any) -> Any:
+    broker = ctx.broker
+    rm = broker.replica_manager
+    metrics = getattr(broker, "metrics", None)
+    acks = request.acks
+    results: list[tuple[str, list[tuple[int, AppendResult]]]] = []
+    failed = False
+    for topic_data in request.topic_data:
+        name = topic_data.name
+        topic_results: list[tuple[int, AppendResult]] = []
+        results.append((name, topic_results))
+        topic_error = 0
+        if acks not in (0, 1, -1):
+            topic_error = INVALID_REQUIRED_ACKS
+        elif broker.metadata.topic(name) is None:
+            try:
+                if broker.auto_create_topic(name) is None:
+                    topic_error = UNKNOWN_TOPIC_OR_PARTITION
+            except InvalidTopicError:
+                topic_error = INVALID_TOPIC_EXCEPTION
+            except MetadataError as exc:
+                topic_error = exc.error_code
+        for pdata in topic_data.partition_data:
+            if topic_error:
+                topic_results.append((pdata.index, AppendResult(error_code=topic_error)))
+                failed = True
+                continue
+            partition = rm.get_partition(name, pdata.index)
+            if partition is None:
+                result = AppendResult(error_code=UNKNOWN_TOPIC_OR_PARTITION)
+            else:
+                result = partition.append(pdata.records, acks)
+                if metrics is not None and not result.error_code and not result.duplicate:
+                    records = pdata.records or b""
+                    metrics.record_produce(name, pdata.index, _record_count(records), len(records))
+            failed = failed or result.error_code != 0
+            topic_results.append((pdata.index, result))
+    if acks == 0:
+        if failed:
+            raise CloseConnection("acks=0 produce failed")
+        return None
+    cls = response_schema(API_KEY, ctx.api_version)
+    pcls = nested(cls, "PartitionProduceResponse")
+    tcls = nested(cls, "TopicProduceResponse")
+    return make(
+        cls,
+        responses=tuple(
+            make(
+                tcls,
+                name=name,
+                partition_responses=tuple(
+                    make(
+                        pcls,
+                        index=index,
+                        error_code=error_code(r.error_code),
+                        base_offset=r.base_offset,
+                        log_append_time=_append_time(r.log_append_time),
+                        log_start_offset=r.log_start_offset,
+                        record_errors=(),
+                        error_message=r.error_message if r.error_code else None,
+                    )
+                    for index, r in parts
+                ),
+            )
+            for name, parts in results
+        ),
+        throttle_time=_ZERO,
+    )
+
+
+def _record_count(records: bytes) -> int:
+    """Records in a record set, from the batch headers (recordCount at byte 57)."""
+    count = 0
+    pos = 0
+    n = len(records)
+    while pos + 61 <= n:
+        length = int.from_bytes(records[pos + 8 : pos + 12], "big")
+        count += int.from_bytes(records[pos + 57 : pos + 61], "big")
+        pos += 12 + length
+    return count
