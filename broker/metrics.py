@@ -172,6 +172,9 @@ class BrokerMetrics:
         self.port: int | None = None
         if broker is not None:
             r.register(BrokerStateCollector(broker))
+            metadata = getattr(broker, "metadata", None)
+            if metadata is not None and hasattr(metadata, "add_listener"):
+                metadata.add_listener(_TopicEvents(self))
 
     # -- hooks on the request path ----------------------------------------------------------
 
@@ -237,6 +240,25 @@ class BrokerMetrics:
             if self._thread is not None:
                 self._thread.join(timeout=5)
             self._thread = None
+
+
+class _TopicEvents:
+    """MetadataListener: a deleted topic's counters go with it."""
+
+    def __init__(self, metrics: BrokerMetrics) -> None:
+        self.metrics = metrics
+
+    def on_topic_deleted(self, topic: Any) -> None:
+        self.metrics.forget_topic(topic.name)
+
+    def on_topic_created(self, topic: Any) -> None:
+        pass
+
+    def on_partitions_added(self, topic: Any, old_count: int) -> None:
+        pass
+
+    def on_topic_configs_changed(self, topic: Any) -> None:
+        pass
 
 
 def metrics_port_from_config(config: Any) -> int:

@@ -102,3 +102,117 @@ def test_metrics_port_setting(value: object, port: int) -> None:
 def test_bad_metrics_port(value: str) -> None:
     with pytest.raises(ValueError):
         metrics_port_from_config({"metrics.port": value})
+
+
+# --------------------------------------------------------------------------- live broker
+
+
+def _series(got: dict, name: str, **labels: str) -> dict[tuple, float]:
+    return {
+        k: v
+        for k, v in got.items()
+        if k[0] == name and all(dict(k[1]).get(lk) == lv for lk, lv in labels.items())
+    }
+
+
+def test_live_broker_metrics(make_broker) -> None:
+    import time
+
+    from confluent_kafka import Consumer, Producer
+    from confluent_kafka.admin import AdminClient
+    from support import free_port
+
+    mport = free_port()
+    b = make_broker({"metrics.port": str(mport), "num.partitions": "2"})
+    topic, group = "m-orders", "m-group"
+    producer = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 0})
+    for i in range(100):
+        producer.produce(topic, b"v" * 50, key=b"k%d" % i)
+    assert producer.flush(30) == 0
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": b.bootstrap,
+            "group.id": group,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    seen = 0
+    deadline = time.monotonic() + 60
+    while seen < 100 and time.monotonic() < deadline:
+        seen += sum(1 for m in consumer.consume(100, 0.5) if m.error() is None)
+    assert seen == 100
+    consumer.commit(asynchronous=False)
+    for _ in range(30):
+        producer.produce(topic, b"w" * 50)
+    assert producer.flush(30) == 0
+
+    got = scrape(mport)
+    assert got[("fastlog_topic_messages_in_total", (("topic", topic),))] == 130
+    # batches as appended: the 130 values plus keys and batch/record framing
+    assert got[("fastlog_topic_bytes_in_total", (("topic", topic),))] > 130 * 50
+    assert got[("fastlog_topic_bytes_out_total", (("topic", topic),))] > 100 * 50
+    for api in ("Produce", "Fetch", "Metadata", "ApiVersions", "OffsetCommit", "JoinGroup"):
+        count = got[("fastlog_requests_total", (("api", api),))]
+        assert count >= 1, api
+        assert got[("fastlog_request_duration_seconds_count", (("api", api),))] == count
+    assert got[("fastlog_connections", ())] >= 2  # the producer and the consumer are connected
+    assert got[("fastlog_under_replicated_partitions", ())] == 0
+    assert got[("fastlog_partitions", ())] >= 2
+    assert got[("fastlog_leader_partitions", ())] == got[("fastlog_partitions", ())]
+    ends = _series(got, "fastlog_log_end_offset", topic=topic)
+    assert sorted(dict(k[1])["partition"] for k in ends) == ["0", "1"]
+    assert sum(ends.values()) == 130
+    assert all(v > 0 for v in _series(got, "fastlog_log_size_bytes", topic=topic).values())
+    assert sum(_series(got, "fastlog_high_watermark", topic=topic).values()) == 130
+    lag = _series(got, "fastlog_consumer_group_lag", group=group, topic=topic)
+    assert len(lag) == 2 and sum(lag.values()) == 30
+    assert got[("fastlog_consumer_group_members", (("group", group),))] == 1
+    consumer.close()
+
+    # a deleted topic's series disappear
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    admin.delete_topics([topic])[topic].result(30)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        got = scrape(mport)
+        if not _series(got, "fastlog_topic_bytes_in_total", topic=topic) and not _series(
+            got, "fastlog_log_size_bytes", topic=topic
+        ):
+            break
+        time.sleep(0.2)
+    assert not _series(got, "fastlog_topic_bytes_in_total", topic=topic)
+    assert not _series(got, "fastlog_log_end_offset", topic=topic)
+
+
+def test_metrics_port_zero_and_port_in_use(make_broker) -> None:
+    import re
+
+    b = make_broker({"metrics.port": "0"})
+    found = None
+    for _ in range(50):
+        found = re.search(r"serving Prometheus /metrics on [\d.]+:(\d+)", b.output())
+        if found:
+            break
+        import time
+
+        time.sleep(0.1)
+    assert found, b.output()
+    port = int(found.group(1))
+    assert ("fastlog_partitions", ()) in scrape(port)
+    # the same port again: that broker stops at start with a one-line reason
+    from support import BrokerProcess, free_port
+
+    d = b.data_dir.parent / "second"
+    d.mkdir()
+    second = BrokerProcess(d, free_port(), {"metrics.port": str(port)})
+    try:
+        second.start()
+    except RuntimeError:
+        pass  # it may exit before or after its Kafka listener opened
+    assert second.proc is not None and second.proc.wait(timeout=30) == 1
+    expected = f"error: [Errno 98] cannot serve metrics on 127.0.0.1:{port}: Address already in use"
+    assert expected in second.output()
+    assert "Traceback" not in second.output()
