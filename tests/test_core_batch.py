@@ -136,3 +136,73 @@ def test_buffer_is_released_after_errors() -> None:
         _core.offset_index_lookup(bad, 10**6, 0)
     for b in (bad, torn):
         b += b"more"
+
+
+# ------------------------------------------------------------------ validate_records (produce path)
+
+
+@pytest.mark.parametrize("compression", [0, 1, 2, 3, 4])
+def test_validate_records_accepts_good_batches(compression: int) -> None:
+    buf = batch(3, compression=compression) + batch(5, compression=compression)
+    assert _core.validate_records(buf) == 8
+    assert _core.validate_records(buf, require_keys=True) == 8
+    assert _core.validate_records(b"") == 0
+
+
+def test_validate_records_require_keys() -> None:
+    buf = _core.build_batch([(b"k", b"v", None, 1), (None, b"v", None, 2)], compression=1)
+    with pytest.raises(_core.InvalidRecordError, match="record 1: no key"):
+        _core.validate_records(buf, require_keys=True)
+    assert _core.validate_records(buf) == 2
+
+
+def test_validate_records_timestamp_range() -> None:
+    buf = batch(3, ts=[100, 200, 300])
+    assert _core.validate_records(buf, timestamp_min=100, timestamp_max=300) == 3
+    with pytest.raises(_core.InvalidRecordError, match="record 2: timestamp 300"):
+        _core.validate_records(buf, timestamp_max=299)
+    with pytest.raises(_core.InvalidRecordError, match="record 0: timestamp 100"):
+        _core.validate_records(buf, timestamp_min=101)
+    # LogAppendTime batches carry the broker's time: their record timestamps are not checked
+    lat = _core.build_batch([(None, b"v", None, 5)], timestamp_type=1)
+    assert _core.validate_records(lat, timestamp_min=10) == 1
+
+
+def test_validate_records_count_and_offset_deltas() -> None:
+    good = bytearray(batch(3))
+    # lastOffsetDelta 5 with 3 records (fix the CRC so only the count is wrong)
+    bad = bytearray(good)
+    bad[23:27] = (5).to_bytes(4, "big")
+    bad[17:21] = _core.crc32c(bytes(bad[21:])).to_bytes(4, "big")
+    with pytest.raises(_core.InvalidRecordError, match="does not match lastOffsetDelta"):
+        _core.validate_records(bad)
+    # records whose offsetDeltas are not 0, 1, 2 (as a compacted batch has them)
+    compacted = _core.build_batch([(b"a", b"1", None, 1), (b"b", b"2", None, 2)])
+    recs = bytearray(compacted[61:])
+    # second record: length, attributes, timestampDelta, then offsetDelta
+    second = 1 + recs[0] // 2
+    assert recs[second + 3] == 2  # zigzag(1)
+    recs[second + 3] = 4  # zigzag(2)
+    head = bytearray(compacted[:61])
+    head[23:27] = (1).to_bytes(4, "big")
+    head[17:21] = _core.crc32c(bytes(head[21:]) + bytes(recs)).to_bytes(4, "big")
+    with pytest.raises(_core.InvalidRecordError, match="offsetDelta 2, expected 1"):
+        _core.validate_records(bytes(head) + bytes(recs))
+    assert [r[0] for r in _core.decode_records(bytes(head) + bytes(recs))] == [0, 2]
+
+
+def test_validate_records_checks_crc_unless_told() -> None:
+    bad = bytearray(batch(2))
+    bad[-1] ^= 1
+    with pytest.raises(_core.CorruptRecordError, match="CRC"):
+        _core.validate_records(bad)
+    with pytest.raises(_core.CorruptRecordError, match="record 1"):
+        _core.validate_records(bad, validate_crc=False)
+
+
+def test_validate_records_bounds_decompression() -> None:
+    big = _core.build_batch([(b"k", bytes(4 << 20), None, 1)], compression=4)
+    assert len(big) < 4096
+    with pytest.raises(_core.CorruptRecordError, match="max_uncompressed"):
+        _core.validate_records(big, max_uncompressed=1 << 20)
+    assert _core.validate_records(big) == 1

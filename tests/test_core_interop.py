@@ -88,6 +88,7 @@ def test_theirs_read_by_ours(builder, compression: int) -> None:
     records = sample_records()
     batch = build_with(builder, records, compression)
     [info] = _core.scan_batches(batch)  # CRC-32C checked
+    assert _core.validate_records(batch, require_keys=False) == len(records)
     assert info.compression == compression
     assert info.record_count == len(records)
     assert _core.decode_records(batch) == expected(records)

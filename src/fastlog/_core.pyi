@@ -99,6 +99,27 @@ def assign_offsets(buf: bytearray | memoryview, base_offset: int, log_append_tim
     CRC is not re-checked (scan_batches did that). Raises TypeError if buf is not writable.
     """
 
+def validate_records(
+    buf: bytes | bytearray | memoryview,
+    require_keys: bool = False,
+    timestamp_min: int = ...,
+    timestamp_max: int = ...,
+    validate_crc: bool = True,
+    max_uncompressed: int = ...,
+) -> int:
+    """Record-level checks of every batch in buf, as Kafka's LogValidator makes them on produce,
+    without a Python object per record (compressed batches are decompressed, bounded).
+
+    Header checks as scan_batches (CRC unless validate_crc=False), then per batch:
+    recordCount > 0 and lastOffsetDelta == recordCount - 1, every record parses exactly within
+    its length, offsetDeltas run 0..recordCount-1, no bytes after the last record; with
+    require_keys (cleanup.policy=compact) every record has a key; CreateTime timestamps within
+    [timestamp_min, timestamp_max] (log.message.timestamp.before/after.max.ms).
+    Returns the number of records. Raises CorruptRecordError for malformed bytes (Kafka:
+    CORRUPT_MESSAGE) and InvalidRecordError for well-formed but unacceptable records (Kafka:
+    INVALID_RECORD / INVALID_TIMESTAMP for the timestamp range).
+    """
+
 def set_partition_leader_epoch(buf: bytearray | memoryview, epoch: int) -> None:
     """Set partitionLeaderEpoch of every batch in buf in place (not under the CRC)."""
 
@@ -129,6 +150,7 @@ def decode_records(batch: bytes | bytearray | memoryview, max_uncompressed: int 
     For LogAppendTime batches every record's timestamp is maxTimestamp.
     The batch is validated (length, magic, CRC-32C) first; bytes after it are ignored.
     Raises CorruptRecordError for anything malformed (record lengths, varints, counts, codecs).
+    Header keys that are not valid UTF-8 read with U+FFFD, as Java's client reads them.
     """
 
 def iter_records(buf: bytes | bytearray | memoryview, start_offset: int = 0, max_records: int = -1, max_uncompressed: int = ...) -> list[tuple[int, int, bytes | None, bytes | None, list[tuple[str, bytes | None]]]]:

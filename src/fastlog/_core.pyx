@@ -33,7 +33,7 @@ from cpython.list cimport PyList_Append
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.unicode cimport PyUnicode_Check, PyUnicode_DecodeUTF8
 from libc.errno cimport EAGAIN, EINTR, errno
-from libc.stdint cimport INT64_MIN, int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport INT64_MAX, INT64_MIN, int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, strerror
 from posix.types cimport off_t
 
@@ -702,10 +702,9 @@ cdef int _parse_records(
             if hklen < 0 or hklen > rec_end - pos:
                 raise _record_error(f"header key length {hklen} out of range", i, rec_start)
             if keep:
-                try:
-                    hkey = PyUnicode_DecodeUTF8(<const char*>p + pos, <Py_ssize_t>hklen, NULL)
-                except UnicodeDecodeError as e:
-                    raise _record_error(f"header key is not UTF-8: {e}", i, rec_start) from None
+                # invalid UTF-8 becomes U+FFFD, as Java's Utils.utf8 reads header keys: Kafka
+                # stores such keys (librdkafka takes them as raw bytes), so a reader must not fail
+                hkey = PyUnicode_DecodeUTF8(<const char*>p + pos, <Py_ssize_t>hklen, "replace")
             pos += <Py_ssize_t>hklen
             if _read_varint(p, rec_end, &pos, &hvlen, 5) < 0:
                 raise _record_error("invalid header value length varint", i, rec_start)
@@ -804,6 +803,158 @@ def iter_records(buf, int64_t start_offset=0, Py_ssize_t max_records=-1,
     finally:
         PyBuffer_Release(&view)
     return out
+
+
+# ---------------------------------------------------------------- record validation (produce path)
+
+cdef enum:
+    R_OK = 0
+    R_LENGTH = 1
+    R_FIELD = 2
+    R_KEY = 3
+    R_VALUE = 4
+    R_HEADERS = 5
+    R_HEADER = 6
+    R_SIZE = 7
+    R_TRAILING = 8
+    R_OFFSET_DELTA = 9
+    R_NO_KEY = 10
+    R_TIMESTAMP = 11
+
+
+cdef int _walk_records(
+    const uint8_t* p, Py_ssize_t end, Header* h, bint require_keys, int64_t ts_min,
+    int64_t ts_max, int32_t* failed, int64_t* detail
+) noexcept nogil:
+    """Parse every record of a batch without building objects (what Kafka's LogValidator checks)."""
+    cdef Py_ssize_t pos = 0, rec_end
+    cdef int64_t length, ts_delta, off_delta, klen, vlen, nh, hklen, hvlen, j, ts
+    cdef int32_t i
+    cdef bint check_ts = not ((h.attributes >> 3) & 1)
+    for i in range(h.record_count):
+        failed[0] = i
+        if _read_varint(p, end, &pos, &length, 5) < 0 or length <= 0 or length > end - pos:
+            return R_LENGTH
+        rec_end = pos + <Py_ssize_t>length
+        pos += 1
+        if (_read_varint(p, rec_end, &pos, &ts_delta, 10) < 0
+                or _read_varint(p, rec_end, &pos, &off_delta, 5) < 0):
+            return R_FIELD
+        if off_delta != i:
+            detail[0] = off_delta
+            return R_OFFSET_DELTA
+        if check_ts:
+            ts = <int64_t>(<uint64_t>h.base_timestamp + <uint64_t>ts_delta)
+            if ts < ts_min or ts > ts_max:
+                detail[0] = ts
+                return R_TIMESTAMP
+        if _read_varint(p, rec_end, &pos, &klen, 5) < 0 or klen < -1 or klen > rec_end - pos:
+            return R_KEY
+        if klen == -1 and require_keys:
+            return R_NO_KEY
+        if klen > 0:
+            pos += <Py_ssize_t>klen
+        if _read_varint(p, rec_end, &pos, &vlen, 5) < 0 or vlen < -1 or vlen > rec_end - pos:
+            return R_VALUE
+        if vlen > 0:
+            pos += <Py_ssize_t>vlen
+        if _read_varint(p, rec_end, &pos, &nh, 5) < 0 or nh < 0 or nh > (rec_end - pos) // 2:
+            return R_HEADERS
+        for j in range(nh):
+            if _read_varint(p, rec_end, &pos, &hklen, 5) < 0 or hklen < 0 or hklen > rec_end - pos:
+                return R_HEADER
+            pos += <Py_ssize_t>hklen
+            if _read_varint(p, rec_end, &pos, &hvlen, 5) < 0 or hvlen < -1 or hvlen > rec_end - pos:
+                return R_HEADER
+            if hvlen > 0:
+                pos += <Py_ssize_t>hvlen
+        if pos != rec_end:
+            return R_SIZE
+    if pos != end:
+        return R_TRAILING
+    return R_OK
+
+
+cdef int _validate_batch(
+    const uint8_t* p, Py_ssize_t position, Header* h, bint require_keys, int64_t ts_min,
+    int64_t ts_max, Py_ssize_t limit
+) except -1:
+    cdef Py_ssize_t size = <Py_ssize_t>h.batch_length + OVERHEAD
+    cdef int codec = h.attributes & 0x07
+    cdef int32_t failed = 0
+    cdef int64_t detail = 0
+    cdef int code
+    cdef const uint8_t* records
+    cdef Py_ssize_t records_len
+    if h.record_count == 0 or h.last_offset_delta != h.record_count - 1:
+        raise InvalidRecordError(
+            f"record batch at position {position}: recordCount {h.record_count} does not match "
+            f"lastOffsetDelta {h.last_offset_delta}")
+    if codec == 0:
+        records = p + HEADER
+        records_len = size - HEADER
+        with nogil:
+            code = _walk_records(records, records_len, h, require_keys, ts_min, ts_max, &failed, &detail)
+    else:
+        src = PyMemoryView_FromMemory(<char*>p + HEADER, size - HEADER, PyBUF_READ)
+        plain, records_len = _decompress(codec, src, limit)
+        if records_len > len(plain):
+            raise CorruptRecordError("decompressor reported more bytes than it was given room for")
+        records = <const uint8_t*>PyByteArray_AS_STRING(plain)
+        code = _walk_records(records, records_len, h, require_keys, ts_min, ts_max, &failed, &detail)
+    if code == R_OK:
+        return 0
+    where = f"record batch at position {position}, record {failed}"
+    if code == R_NO_KEY:
+        raise InvalidRecordError(f"{where}: no key (a compacted topic needs one on every record)")
+    if code == R_OFFSET_DELTA:
+        raise InvalidRecordError(f"{where}: offsetDelta {detail}, expected {failed}")
+    if code == R_TIMESTAMP:
+        raise InvalidRecordError(
+            f"{where}: timestamp {detail} is outside the accepted range [{ts_min}, {ts_max}]")
+    what = {
+        R_LENGTH: "invalid record length",
+        R_FIELD: "invalid timestampDelta or offsetDelta",
+        R_KEY: "invalid key length",
+        R_VALUE: "invalid value length",
+        R_HEADERS: "invalid header count",
+        R_HEADER: "invalid header",
+        R_SIZE: "record length does not match its fields",
+        R_TRAILING: "bytes left over after the last record",
+    }.get(code, "invalid record")
+    raise CorruptRecordError(f"{where}: {what}")
+
+
+def validate_records(
+    buf,
+    bint require_keys=False,
+    int64_t timestamp_min=INT64_MIN,
+    int64_t timestamp_max=INT64_MAX,
+    bint validate_crc=True,
+    Py_ssize_t max_uncompressed=MAX_UNCOMPRESSED_DEFAULT,
+) -> int:
+    """Record-level validation of every batch in buf, as Kafka's LogValidator does on produce
+    (see .pyi). Returns the number of records. No per-record Python objects."""
+    cdef Py_buffer view
+    cdef const uint8_t* p
+    cdef Py_ssize_t pos = 0, n, total = 0
+    cdef Header h
+    cdef int code
+    PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
+    try:
+        p = <const uint8_t*>view.buf
+        n = view.len
+        while pos < n:
+            code = _check_batch(p + pos, n - pos, validate_crc, &h)
+            if code != B_OK:
+                raise _batch_error(code, pos, p + pos, n - pos, &h)
+            _validate_batch(p + pos, pos, &h, require_keys, timestamp_min, timestamp_max,
+                            max_uncompressed)
+            total += h.record_count
+            pos += <Py_ssize_t>h.batch_length + OVERHEAD
+    finally:
+        PyBuffer_Release(&view)
+    return total
 
 
 # ---------------------------------------------------------------- record encoding
