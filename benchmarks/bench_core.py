@@ -73,6 +73,11 @@ def test_valid_prefix_length_1mb(benchmark) -> None:
 
 
 @pytest.mark.benchmark(group="produce-1MB")
+def test_validate_records_1mb(benchmark) -> None:
+    assert benchmark(_core.validate_records, PRODUCE) == 10_000
+
+
+@pytest.mark.benchmark(group="produce-1MB")
 def test_assign_offsets_1mb(benchmark) -> None:
     buf = bytearray(PRODUCE)
     benchmark(_core.assign_offsets, buf, 1_000_000)

@@ -385,3 +385,12 @@ def test_non_buffer_inputs() -> None:
             fn("text")  # type: ignore[arg-type]
         with pytest.raises(TypeError):
             fn(None)  # type: ignore[arg-type]
+
+
+def test_negative_max_uncompressed_is_refused() -> None:
+    batch = _core.build_batch([(None, b"x" * 1000, None, 1)], compression=1)
+    for fn in (_core.decode_records, _core.iter_records, _core.validate_records):
+        with pytest.raises(ValueError, match="max_uncompressed"):
+            fn(batch, max_uncompressed=-1)
+        with pytest.raises(_core.CorruptRecordError, match="max_uncompressed=0"):
+            fn(batch, max_uncompressed=0)

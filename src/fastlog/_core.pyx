@@ -310,7 +310,7 @@ cdef int _check_batch(
     if h.last_offset_delta < 0 or h.record_count < 0:
         return B_NEGATIVE
     if validate_crc:
-        if fl_crc32c(0, p + P_ATTRIBUTES, <size_t>(length + OVERHEAD - P_ATTRIBUTES)) != h.crc:
+        if fl_crc32c(0, p + P_ATTRIBUTES, <size_t>(<Py_ssize_t>length + OVERHEAD - P_ATTRIBUTES)) != h.crc:
             return B_CRC
     return B_OK
 
@@ -321,7 +321,7 @@ cdef object _batch_error(int code, Py_ssize_t position, const uint8_t* p, Py_ssi
             msg = f"truncated batch: {avail} bytes left, a batch needs at least {HEADER}"
         else:
             msg = (f"truncated batch: batchLength {h.batch_length} needs "
-                   f"{h.batch_length + OVERHEAD} bytes, {avail} left")
+                   f"{<Py_ssize_t>h.batch_length + OVERHEAD} bytes, {avail} left")
     elif code == B_SHORT:
         msg = f"batchLength {h.batch_length} is below the minimum {MIN_BATCH_LENGTH}"
     elif code == B_MAGIC:
@@ -331,7 +331,7 @@ cdef object _batch_error(int code, Py_ssize_t position, const uint8_t* p, Py_ssi
     elif code == B_NEGATIVE:
         msg = f"negative lastOffsetDelta {h.last_offset_delta} or recordCount {h.record_count}"
     elif code == B_CRC:
-        actual = fl_crc32c(0, p + P_ATTRIBUTES, <size_t>(h.batch_length + OVERHEAD - P_ATTRIBUTES))
+        actual = fl_crc32c(0, p + P_ATTRIBUTES, <size_t>(<Py_ssize_t>h.batch_length + OVERHEAD - P_ATTRIBUTES))
         msg = f"CRC-32C mismatch: batch says {h.crc:#010x}, bytes give {actual:#010x}"
     else:
         msg = f"invalid batch (code {code})"
@@ -491,7 +491,8 @@ def assign_offsets(buf, int64_t base_offset, int64_t log_append_time=-1) -> tupl
                 size = <Py_ssize_t>length + OVERHEAD
                 delta = <int32_t>_u32(p + pos + P_LAST_DELTA)
                 _put_u64(p + pos + P_BASE_OFFSET, <uint64_t>next_offset)
-                last_offset = next_offset + delta
+                # unsigned: no C undefined behaviour even for absurd offsets
+                last_offset = <int64_t>(<uint64_t>next_offset + <uint64_t>delta)
                 if log_append_time >= 0:
                     attributes = _u16(p + pos + P_ATTRIBUTES) | 0x08
                     _put_u16(p + pos + P_ATTRIBUTES, attributes)
@@ -503,7 +504,7 @@ def assign_offsets(buf, int64_t base_offset, int64_t log_append_time=-1) -> tupl
                     max_ts = batch_max
                     max_ts_offset = last_offset
                     first = False
-                next_offset = last_offset + 1
+                next_offset = <int64_t>(<uint64_t>last_offset + 1)
                 pos += size
     finally:
         PyBuffer_Release(&view)
@@ -627,6 +628,12 @@ cdef tuple _decompress(int codec, object src, Py_ssize_t limit):
 
 
 # ---------------------------------------------------------------- record decoding
+
+cdef int _check_limit(Py_ssize_t max_uncompressed) except -1:
+    if max_uncompressed < 0:
+        raise ValueError(f"max_uncompressed must be >= 0, not {max_uncompressed}")
+    return 0
+
 
 cdef object _record_error(str what, Py_ssize_t index, Py_ssize_t position):
     return CorruptRecordError(f"record {index} at byte {position} of the records: {what}")
@@ -765,6 +772,7 @@ def decode_records(batch, Py_ssize_t max_uncompressed=MAX_UNCOMPRESSED_DEFAULT) 
     cdef int code
     cdef list out = []
     cdef Py_ssize_t budget = -1
+    _check_limit(max_uncompressed)
     PyObject_GetBuffer(batch, &view, PyBUF_SIMPLE)
     try:
         code = _check_batch(<const uint8_t*>view.buf, view.len, True, &h)
@@ -787,6 +795,7 @@ def iter_records(buf, int64_t start_offset=0, Py_ssize_t max_records=-1,
     cdef int code
     cdef list out = []
     cdef Py_ssize_t budget = max_records if max_records >= 0 else -1
+    _check_limit(max_uncompressed)
     PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
     try:
         p = <const uint8_t*>view.buf
@@ -940,6 +949,7 @@ def validate_records(
     cdef Py_ssize_t pos = 0, n, total = 0
     cdef Header h
     cdef int code
+    _check_limit(max_uncompressed)
     PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
     try:
         p = <const uint8_t*>view.buf
