@@ -1,0 +1,385 @@
+"""Consumer groups end to end: real brokers, real clients (confluent-kafka, kafka-python,
+aiokafka) in separate processes, real time.
+
+Each consumer runs as a subprocess of this very file (``python test_groups_e2e.py worker ...``)
+and reports what happens to it as JSON lines: assignments, revocations, records. So a
+consumer can be killed with SIGKILL like a crashed process, and the test sees exactly which
+records every member received.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+CLIENTS = ["confluent", "kafka-python", "aiokafka"]
+SESSION_TIMEOUT_MS = 6000
+BROKER_OVERRIDES = {"group.initial.rebalance.delay.ms": "300", "num.partitions": "6"}
+
+
+# --------------------------------------------------------------------------- the worker
+
+
+def _emit(event: str, **kw: object) -> None:
+    print(json.dumps({"event": event, **kw}), flush=True)
+
+
+def _worker(
+    client: str, bootstrap: str, group: str, topic: str, instance: str, commit: str
+) -> None:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    instance_id = instance or None
+    do_commit = commit == "commit"
+    if client == "confluent":
+        from confluent_kafka import Consumer
+
+        conf = {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "session.timeout.ms": SESSION_TIMEOUT_MS,
+            "heartbeat.interval.ms": 500,
+            "topic.metadata.refresh.interval.ms": 2000,
+        }
+        if instance_id:
+            conf["group.instance.id"] = instance_id
+        c = Consumer(conf)
+        c.subscribe(
+            [topic],
+            on_assign=lambda _c, ps: _emit("assigned", partitions=sorted(p.partition for p in ps)),
+            on_revoke=lambda _c, ps: _emit("revoked", partitions=sorted(p.partition for p in ps)),
+        )
+        while not stop.is_set():
+            m = c.poll(0.2)
+            if m is None or m.error():
+                continue
+            _emit("record", partition=m.partition(), offset=m.offset(), value=m.value().decode())
+            if do_commit:
+                c.commit(message=m, asynchronous=False)
+        c.close()
+    elif client == "kafka-python":
+        from kafka import ConsumerRebalanceListener, KafkaConsumer
+
+        class Listener(ConsumerRebalanceListener):
+            def on_partitions_revoked(self, revoked):  # noqa: ANN001
+                _emit("revoked", partitions=sorted(tp.partition for tp in revoked))
+
+            def on_partitions_assigned(self, assigned):  # noqa: ANN001
+                _emit("assigned", partitions=sorted(tp.partition for tp in assigned))
+
+        kw = {"group_instance_id": instance_id} if instance_id else {}
+        c = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=group,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            session_timeout_ms=SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms=500,
+            metadata_max_age_ms=2000,
+            **kw,
+        )
+        c.subscribe([topic], listener=Listener())
+        while not stop.is_set():
+            batches = c.poll(timeout_ms=200)
+            for tp, msgs in batches.items():
+                for m in msgs:
+                    _emit("record", partition=tp.partition, offset=m.offset, value=m.value.decode())
+            if batches and do_commit:
+                c.commit()
+        c.close()
+    elif client == "aiokafka":
+        import asyncio
+
+        from aiokafka import AIOKafkaConsumer
+        from aiokafka.abc import ConsumerRebalanceListener as AIOListener
+
+        class AListener(AIOListener):
+            def on_partitions_revoked(self, revoked):  # noqa: ANN001
+                _emit("revoked", partitions=sorted(tp.partition for tp in revoked))
+
+            def on_partitions_assigned(self, assigned):  # noqa: ANN001
+                _emit("assigned", partitions=sorted(tp.partition for tp in assigned))
+
+        async def run() -> None:
+            kw = {"group_instance_id": instance_id} if instance_id else {}
+            c = AIOKafkaConsumer(
+                bootstrap_servers=bootstrap,
+                group_id=group,
+                auto_offset_reset="earliest",
+                enable_auto_commit=False,
+                session_timeout_ms=SESSION_TIMEOUT_MS,
+                heartbeat_interval_ms=500,
+                metadata_max_age_ms=2000,
+                **kw,
+            )
+            c.subscribe([topic], listener=AListener())
+            await c.start()
+            try:
+                while not stop.is_set():
+                    batches = await c.getmany(timeout_ms=200)
+                    for tp, msgs in batches.items():
+                        for m in msgs:
+                            _emit(
+                                "record",
+                                partition=tp.partition,
+                                offset=m.offset,
+                                value=m.value.decode(),
+                            )
+                    if batches and do_commit:
+                        await c.commit()
+            finally:
+                await c.stop()
+
+        asyncio.run(run())
+    else:
+        raise SystemExit(f"unknown client {client}")
+    _emit("closed")
+
+
+# --------------------------------------------------------------------------- test side
+
+
+class Worker:
+    """A consumer subprocess and the events it reported."""
+
+    def __init__(
+        self,
+        client: str,
+        bootstrap: str,
+        group: str,
+        topic: str,
+        instance: str = "",
+        commit: bool = False,
+    ) -> None:
+        cmd = [
+            sys.executable,
+            __file__,
+            "worker",
+            client,
+            bootstrap,
+            group,
+            topic,
+            instance,
+            "commit" if commit else "nocommit",
+        ]
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True
+        )
+        self.events: list[dict] = []
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue
+            with self._lock:
+                self.events.append(ev)
+
+    def snapshot(self) -> list[dict]:
+        with self._lock:
+            return list(self.events)
+
+    def assignment(self) -> set[int]:
+        """Current partitions: eager protocol, each assign replaces, each revoke clears."""
+        current: set[int] = set()
+        for ev in self.snapshot():
+            if ev["event"] == "assigned":
+                current = set(ev["partitions"])
+            elif ev["event"] == "revoked":
+                current -= set(ev["partitions"])
+        return current
+
+    def count(self, kind: str) -> int:
+        return sum(1 for ev in self.snapshot() if ev["event"] == kind)
+
+    def records(self) -> list[dict]:
+        return [ev for ev in self.snapshot() if ev["event"] == "record"]
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def wait_until(cond: Callable[[], bool], timeout: float, what: str) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if cond():
+            return time.monotonic() - start
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def split_evenly(workers: list[Worker], n_partitions: int) -> bool:
+    sets = [w.assignment() for w in workers]
+    if any(not s for s in sets):
+        return False
+    union: set[int] = set().union(*sets)
+    return union == set(range(n_partitions)) and sum(len(s) for s in sets) == n_partitions
+
+
+def produce(bootstrap: str, topic: str, n: int, tag: str, partitions: int = 6) -> set[str]:
+    from confluent_kafka import Producer
+
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    values = set()
+    for i in range(n):
+        v = f"{tag}-{i}"
+        p.produce(topic, value=v.encode(), partition=i % partitions)
+        values.add(v)
+    assert p.flush(15) == 0
+    return values
+
+
+def create_topic(bootstrap: str, topic: str, partitions: int = 6) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    for f in a.create_topics([NewTopic(topic, partitions, 1)]).values():
+        f.result(15)
+
+
+@pytest.fixture(scope="module")
+def group_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    from support import BrokerProcess, free_port
+
+    d = tmp_path_factory.mktemp("groups") / "data"
+    d.mkdir()
+    b = BrokerProcess(d, free_port(), dict(BROKER_OVERRIDES)).start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def workers() -> Iterator[list[Worker]]:
+    started: list[Worker] = []
+    yield started
+    for w in started:
+        if w.proc.poll() is None:
+            w.kill()
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_three_consumers_split_partitions_and_see_every_record_once(
+    client: str, group_broker, workers: list[Worker]
+) -> None:
+    bs = group_broker.bootstrap
+    topic, group = f"split-{client}", f"g-split-{client}"
+    create_topic(bs, topic)
+    workers += [Worker(client, bs, group, topic) for _ in range(3)]
+    wait_until(lambda: split_evenly(workers, 6), 40, "three members to split 6 partitions")
+    assert all(len(w.assignment()) == 2 for w in workers)
+    values = produce(bs, topic, 60, "r")
+    wait_until(lambda: sum(len(w.records()) for w in workers) >= 60, 30, "all records consumed")
+    time.sleep(0.5)  # a duplicate would show up now
+    seen = [r["value"] for w in workers for r in w.records()]
+    assert sorted(seen) == sorted(values)  # every record exactly once
+    for w in workers:  # each member only read its own partitions
+        assert {r["partition"] for r in w.records()} <= w.assignment()
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_killed_consumer_partitions_move_within_session_timeout(
+    client: str, group_broker, workers: list[Worker]
+) -> None:
+    bs = group_broker.bootstrap
+    topic, group = f"kill-{client}", f"g-kill-{client}"
+    create_topic(bs, topic)
+    workers += [Worker(client, bs, group, topic) for _ in range(3)]
+    wait_until(lambda: split_evenly(workers, 6), 40, "three members to split 6 partitions")
+    victim, survivors = workers[0], workers[1:]
+    victim.kill()
+    took = wait_until(
+        lambda: split_evenly(survivors, 6), SESSION_TIMEOUT_MS / 1000 + 10, "survivors to take over"
+    )
+    # The session timeout (6 s) plus the survivors' rejoin; not the 5-minute default.
+    assert took < SESSION_TIMEOUT_MS / 1000 + 8
+    values = produce(bs, topic, 30, "after-kill")
+    wait_until(
+        lambda: {r["value"] for w in survivors for r in w.records()} >= values,
+        30,
+        "survivors to read every partition",
+    )
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_group_resumes_from_committed_offsets_after_broker_restart(
+    client: str, make_broker, workers: list[Worker]
+) -> None:
+    b = make_broker(dict(BROKER_OVERRIDES))
+    topic, group = f"resume-{client}", f"g-resume-{client}"
+    create_topic(b.bootstrap, topic)
+    first = produce(b.bootstrap, topic, 30, "first")
+    w = Worker(client, b.bootstrap, group, topic, commit=True)
+    workers.append(w)
+    wait_until(lambda: {r["value"] for r in w.records()} >= first, 40, "first batch consumed")
+    time.sleep(0.5)  # let the last commit land
+    w.stop()
+    assert w.count("closed") == 1
+    b.restart()
+    second = produce(b.bootstrap, topic, 30, "second")
+    w2 = Worker(client, b.bootstrap, group, topic, commit=True)
+    workers.append(w2)
+    wait_until(lambda: {r["value"] for r in w2.records()} >= second, 40, "second batch consumed")
+    time.sleep(0.5)
+    # The restarted group starts at the committed offsets: nothing of the first batch again.
+    assert {r["value"] for r in w2.records()} == second
+    assert len(w2.records()) == 30
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_static_member_restarts_without_rebalance(
+    client: str, group_broker, workers: list[Worker]
+) -> None:
+    bs = group_broker.bootstrap
+    topic, group = f"static-{client}", f"g-static-{client}"
+    create_topic(bs, topic)
+    a = Worker(client, bs, group, topic, instance="member-a")
+    b = Worker(client, bs, group, topic, instance="member-b")
+    workers += [a, b]
+    wait_until(lambda: split_evenly([a, b], 6), 40, "two static members to split 6 partitions")
+    before_a, before_b = a.assignment(), b.assignment()
+    assigns_a, revokes_a = a.count("assigned"), a.count("revoked")
+    rebalances = group_broker.output().count(f"group {group}: preparing to rebalance")
+    b.kill()  # no LeaveGroup: a crash, or a rolling restart
+    b2 = Worker(client, bs, group, topic, instance="member-b")
+    workers.append(b2)
+    wait_until(lambda: b2.assignment() == before_b, 30, "the restarted static member's partitions")
+    time.sleep(1.5)  # several heartbeats: a rebalance would have reached member-a by now
+    assert a.count("assigned") == assigns_a and a.count("revoked") == revokes_a
+    assert a.assignment() == before_a
+    assert group_broker.output().count(f"group {group}: preparing to rebalance") == rebalances
+    values = produce(bs, topic, 12, "static")
+    wait_until(
+        lambda: {r["value"] for w in (a, b2) for r in w.records()} >= values, 30, "records consumed"
+    )
+
+
+if __name__ == "__main__" and len(sys.argv) >= 8 and sys.argv[1] == "worker":
+    sys.path.insert(0, str(Path(__file__).parent))
+    _worker(*sys.argv[2:8])
