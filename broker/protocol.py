@@ -71,7 +71,7 @@ def request_schema(api_key: int, api_version: int) -> Any | None:
     try:
         return load_request_schema(api_key, api_version)
     except (KioIndexError, ImportError, AttributeError, ValueError):
-        return None
+        return _legacy_schema(api_key, api_version, 0)
 
 
 @cache
@@ -81,7 +81,16 @@ def response_schema(api_key: int, api_version: int) -> Any | None:
     try:
         return load_response_schema(api_key, api_version)
     except (KioIndexError, ImportError, AttributeError, ValueError):
-        return None
+        return _legacy_schema(api_key, api_version, 1)
+
+
+def _legacy_schema(api_key: int, api_version: int, which: int) -> Any | None:
+    """Versions kio no longer ships (CreateTopics 0-1, DeleteTopics 0, DescribeConfigs 0),
+    defined in broker/handlers/_legacy_schemas.py."""
+    from broker.handlers._legacy_schemas import LEGACY
+
+    pair = LEGACY.get((api_key, api_version))
+    return None if pair is None else pair[which]
 
 
 @cache
