@@ -1,0 +1,1 @@
+"""Client compatibility matrix: real Kafka clients, unmodified, against live fastlog brokers."""
