@@ -214,7 +214,7 @@ def make_client(kind: type, conf: dict) -> Any:
         return kind(conf)
     except (KafkaException, ValueError, TypeError) as exc:
         text = kafka_error_text(exc.args[0]) if exc.args else str(exc)
-        raise ToolError(f"bad client configuration: {text}") from None
+        raise click.UsageError(f"bad client configuration: {text}") from None
 
 
 def topic_metadata(

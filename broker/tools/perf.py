@@ -40,7 +40,6 @@ from rich.progress import (
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.table import Table
 
@@ -150,9 +149,8 @@ class Summary:
         )
         label = "latency (send to ack)" if self.kind == "produce" else "latency (end to end)"
         t.add_row(label, f"avg {self.avg_latency_ms:.2f} ms  max {self.max_latency_ms:.2f} ms")
-        t.add_row(
-            "percentiles", "  ".join(f"{k} {v:.2f} ms" for k, v in self.percentiles_ms.items())
-        )
+        for k, v in self.percentiles_ms.items():
+            t.add_row(f"  {k}", f"{v:.2f} ms")
         if self.first_record_ms is not None:
             t.add_row("time to first record", f"{self.first_record_ms:,.0f} ms")
         if self.errors:
@@ -206,12 +204,11 @@ class Reporter:
         if self.live:
             self.progress = Progress(
                 TextColumn(f"[bold]{self.kind}"),
-                BarColumn(),
+                BarColumn(bar_width=20),
                 TaskProgressColumn(),
                 TextColumn("{task.completed:,.0f}/{task.total:,.0f} records"),
                 TextColumn("{task.fields[rate]}"),
                 TimeElapsedColumn(),
-                TimeRemainingColumn(),
                 console=self.console,
                 transient=True,
             )
@@ -240,6 +237,7 @@ class Reporter:
                 f"({(stats.bytes - b0) / MB / dt:.2f} MB/sec), {avg:.1f} ms avg latency, "
                 f"{stats.max_latency * 1000:.1f} ms max latency.",
                 highlight=False,
+                soft_wrap=True,
             )
             self._window = (now, stats.count, stats.bytes)
             self._next = now + self.interval
@@ -403,14 +401,16 @@ def perf_produce(
                     break
                 except BufferError:
                     poll(0.001)
+            if throughput > 0:
+                # sleep while ahead of the target rate (Kafka's ThroughputThrottler)
+                ahead = (i + 1) / throughput - (time.monotonic() - started)
+                if ahead > 0:
+                    time.sleep(ahead)
+                    poll(0)
+                    reporter.update(stats, started)
             if i % 256 == 0:
                 poll(0)
                 reporter.update(stats, started)
-                if throughput > 0:
-                    # sleep while ahead of the target rate (Kafka's ThroughputThrottler)
-                    ahead = (i + 1) / throughput - (time.monotonic() - started)
-                    if ahead > 0:
-                        time.sleep(ahead)
         deadline = time.monotonic() + timeout
         while len(producer) and time.monotonic() < deadline:
             poll(0.05)
