@@ -252,7 +252,9 @@ main().then(
   () => process.exit(0),
   (err) => {
     process.stderr.write(`kafkajs ${process.argv[2]} failed: ${err.name}: ${err.message}\n`)
-    if (err.type) process.stderr.write(`  type=${err.type} code=${err.code}\n`)
+    // Retries exhausted wrap the broker's error: report the protocol error underneath.
+    const root = err.cause || err
+    if (root.type) process.stderr.write(`  type=${root.type} code=${root.code}\n`)
     process.exit(1)
   }
 )
