@@ -303,6 +303,7 @@ def plot_latency(
             q = (np.arange(1, len(lat) + 1) - 0.5) / len(lat)
             ax.plot(-np.log10(1 - q), lat, label=name)
         ax.set_xticks([-np.log10(1 - t) for t in ticks], [f"{t * 100:g}" for t in ticks])
+        ax.set_xlim(left=0)
         ax.set_yscale("log")
         ax.set_xlabel("percentile")
         ax.set_ylabel("end-to-end ms")
