@@ -384,3 +384,49 @@ def test_segments_written_by_the_storage_engine(tmp_path: Path) -> None:
     assert err.startswith(
         f"Error: damage found: 1 problem(s); first: {logs[2]} at position {positions[3]}"
     )
+
+
+def test_offsets_decoder(tmp_path: Path) -> None:
+    from broker.coordinator import records as gr
+
+    group_value = gr.GroupValue(
+        "consumer",
+        3,
+        "range",
+        "m-1",
+        1_700_000_000_000,
+        [gr.MemberValue("m-1", None, "client-a", "/127.0.0.1", 30000, 10000, b"", b"")],
+    )
+    records = [
+        (
+            gr.encode_group_key("billing"),
+            gr.encode_group_value(group_value),
+            None,
+            1_700_000_000_000,
+        ),
+        (
+            gr.encode_offset_key("billing", "orders", 2),
+            gr.encode_offset_value(gr.OffsetValue(42, 0, "meta", 1_700_000_000_001)),
+            None,
+            1_700_000_000_001,
+        ),
+        (gr.encode_offset_key("billing", "orders", 3), None, None, 1_700_000_000_002),  # tombstone
+        (b"\x00\x09junk", b"x", None, 1_700_000_000_003),
+    ]
+    log = _write_segment(
+        tmp_path / "__consumer_offsets-7", [_core.build_batch(records)], base=0, index=False
+    )
+    code, out, _ = run("dump", "--offsets-decoder", str(log))
+    assert code == 0, out
+    recs = [ln for ln in out.splitlines() if ln.startswith("| offset:")]
+    assert (
+        'key: {"type": "group_metadata", "group": "billing"} payload: {"protocolType": "consumer", "generation": 3'
+        in recs[0]
+    )
+    assert '"clientId": "client-a"' in recs[0]
+    assert recs[1].endswith(
+        'key: {"type": "offset_commit", "group": "billing", "topic": "orders", "partition": 2} '
+        'payload: {"offset": 42, "leaderEpoch": 0, "metadata": "meta", "commitTimestamp": 1700000000001}'
+    )
+    assert recs[2].endswith('"partition": 3} payload: null')
+    assert "(not a __consumer_offsets record: " in recs[3]

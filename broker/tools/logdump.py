@@ -14,6 +14,7 @@ Exit status: 0 clean, 1 damage found, 2 usage error.
 
 from __future__ import annotations
 
+import json
 import mmap
 import os
 import struct
@@ -298,6 +299,58 @@ def _control_text(key: bytes | None, value: bytes | None) -> str:
     return f"endTxnMarker: {name} coordinatorEpoch: {epoch}"
 
 
+def _offsets_text(key: bytes | None, value: bytes | None) -> str:
+    """A __consumer_offsets record decoded (Kafka's --offsets-decoder)."""
+    from broker.coordinator import records as group_records
+
+    try:
+        k = group_records.decode_key(key or b"")
+        if isinstance(k, group_records.OffsetKey):
+            key_obj: dict[str, Any] = {
+                "type": "offset_commit",
+                "group": k.group,
+                "topic": k.topic,
+                "partition": k.partition,
+            }
+            if value is None:
+                return f"key: {json.dumps(key_obj)} payload: null"
+            v = group_records.decode_offset_value(value)
+            payload: dict[str, Any] = {
+                "offset": v.offset,
+                "leaderEpoch": v.leader_epoch,
+                "metadata": v.metadata,
+                "commitTimestamp": v.commit_timestamp,
+            }
+            if v.expire_timestamp >= 0:
+                payload["expireTimestamp"] = v.expire_timestamp
+        else:
+            key_obj = {"type": "group_metadata", "group": k.group}
+            if value is None:
+                return f"key: {json.dumps(key_obj)} payload: null"
+            g = group_records.decode_group_value(value)
+            payload = {
+                "protocolType": g.protocol_type,
+                "generation": g.generation,
+                "protocol": g.protocol,
+                "leader": g.leader,
+                "currentStateTimestamp": g.current_state_timestamp,
+                "members": [
+                    {
+                        "memberId": m.member_id,
+                        "groupInstanceId": m.group_instance_id,
+                        "clientId": m.client_id,
+                        "clientHost": m.client_host,
+                        "rebalanceTimeoutMs": m.rebalance_timeout_ms,
+                        "sessionTimeoutMs": m.session_timeout_ms,
+                    }
+                    for m in g.members
+                ],
+            }
+    except Exception as exc:  # noqa: BLE001 - any malformed record is shown, not fatal
+        return f"key: {_text(key)} payload: {_text(value)} (not a __consumer_offsets record: {exc})"
+    return f"key: {json.dumps(key_obj)} payload: {json.dumps(payload)}"
+
+
 def decode_batch_records(
     view: memoryview, batch: Batch, path: Path
 ) -> tuple[list[tuple], Problem | None]:
@@ -460,6 +513,7 @@ def verify_time_index(path: Path, scan: LogScan) -> tuple[list[tuple[int, int]],
 class DumpOptions:
     print_data: bool = False
     deep: bool = False
+    offsets_decoder: bool = False
     verify_index_only: bool = False
     max_bytes: int | None = None
     quiet: bool = False  # verify: print only problems
@@ -501,7 +555,7 @@ class Dumper:
         self.emit(f"Dumping {path}")
         self.emit(f"Log starting offset: {scan.base_offset}")
         problems = list(scan.problems)
-        deep = self.opts.deep or self.opts.print_data
+        deep = self.opts.deep or self.opts.print_data or self.opts.offsets_decoder
         with _Mapped(path, self.opts.max_bytes) as mapped:
             for batch in scan.batches:
                 self.emit(_batch_line(batch))
@@ -514,7 +568,9 @@ class Dumper:
                 if problem is not None:
                     problems.append(problem)
                 for rec in records:
-                    self.emit(_record_line(batch, rec, self.opts.print_data))
+                    self.emit(
+                        _record_line(batch, rec, self.opts.print_data, self.opts.offsets_decoder)
+                    )
         if scan.valid_bytes < scan.size and not any(
             p.position == scan.valid_bytes for p in problems
         ):
@@ -567,7 +623,7 @@ def _batch_line(b: Batch) -> str:
     )
 
 
-def _record_line(b: Batch, rec: tuple, print_data: bool) -> str:
+def _record_line(b: Batch, rec: tuple, print_data: bool, offsets_decoder: bool = False) -> str:
     offset, ts, key, value, headers = rec
     seq = b.base_sequence + (offset - b.base_offset) if b.base_sequence >= 0 else -1
     ts_name = "LogAppendTime" if b.timestamp_type else "CreateTime"
@@ -578,6 +634,8 @@ def _record_line(b: Batch, rec: tuple, print_data: bool) -> str:
     )
     if b.is_control:
         return f"{line} {_control_text(key, value)}"
+    if offsets_decoder:
+        return f"{line} {_offsets_text(key, value)}"
     if print_data:
         line += f" key: {_text(key)} payload: {_text(value)}"
     return line
@@ -664,12 +722,18 @@ _max_bytes = click.option(
 @click.option(
     "--verify-index-only", is_flag=True, help="Check indexes against their logs; print only damage."
 )
+@click.option(
+    "--offsets-decoder",
+    is_flag=True,
+    help="Decode __consumer_offsets records (offset commits, group metadata) as JSON.",
+)
 @_max_bytes
 def dump(
     paths: tuple[str, ...],
     print_data_log: bool,
     deep_iteration: bool,
     verify_index_only: bool,
+    offsets_decoder: bool,
     max_bytes: int | None,
 ) -> None:
     """Print the batches (and records) of segment files and verify them.
@@ -685,6 +749,7 @@ def dump(
       fastlog log dump --print-data-log events-0/00000000000000000000.log
       fastlog log dump events-0/00000000000000000000.index   # entries + check against .log
       fastlog log dump --verify-index-only events-0
+      fastlog log dump --offsets-decoder data/__consumer_offsets-12
     """
     _run(
         paths,
@@ -692,6 +757,7 @@ def dump(
             print_data=print_data_log,
             deep=deep_iteration,
             verify_index_only=verify_index_only,
+            offsets_decoder=offsets_decoder,
             max_bytes=max_bytes,
         ),
     )
