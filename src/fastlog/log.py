@@ -26,6 +26,7 @@ from __future__ import annotations
 import bisect
 import errno
 import fcntl
+import gc
 import logging
 import os
 import re
@@ -48,6 +49,7 @@ from fastlog.errors import (
     RecordTooLargeError,
 )
 from fastlog.records import (
+    CORE_TAKES_BARE_VALUES,
     AppendInfo,
     FetchSlice,
     Header,
@@ -75,10 +77,39 @@ CLEANED_SUFFIX = ".cleaned"
 SWAP_SUFFIX = ".swap"
 DELETED_SUFFIX = ".deleted"
 
-READ_CHUNK = 1024 * 1024
+READ_CHUNK = 256 * 1024
 # Kafka: log.flush.offset.checkpoint.interval.ms; flushes between checkpoints stay durable,
 # recovery merely re-validates a little more
 CHECKPOINT_INTERVAL_MS = 60_000
+
+_make = tuple.__new__
+
+
+def _core_makes_records() -> bool:
+    try:
+        _core.iter_records(b"", record_type=Record)
+    except TypeError:
+        return False
+    return True
+
+
+_CORE_MAKES_RECORDS = _core_makes_records()
+
+
+def _decode(buf: Any, start_offset: int, max_records: int) -> list[Any]:
+    """_core.iter_records with the cyclic GC paused: decoding allocates two tracked objects
+    per record, and letting the collector run over them mid-burst triples the cost."""
+    enabled = gc.isenabled()
+    if enabled:
+        gc.disable()
+    try:
+        if _CORE_MAKES_RECORDS:
+            return _core.iter_records(buf, start_offset, max_records, record_type=Record)
+        return _core.iter_records(buf, start_offset, max_records)
+    finally:
+        if enabled:
+            gc.enable()
+
 
 _SEGMENT_FILE = re.compile(r"(\d{20})\.(log|index|timeindex)(\.swap|\.cleaned|\.deleted)?")
 
@@ -298,8 +329,8 @@ class Log:
         timestamp: int | None = None,
     ) -> int:
         """Append one record; returns its offset."""
-        record = normalize_one(0, (key, value, headers, timestamp), now_ms())
-        return self._append_records([record])
+        now = now_ms()
+        return self._append_records([normalize_one(0, (key, value, headers, timestamp), now)], now)
 
     def append_batch(self, records: Iterable[Any]) -> int:
         """Append records as one batch; returns the offset of the first.
@@ -307,25 +338,39 @@ class Log:
         Each item: bytes (a value), None (a null value), or a tuple
         (key, value[, headers[, timestamp]]).
         """
-        return self._append_records(to_core_records(records, now_ms()))
+        now = now_ms()
+        core_records = to_core_records(records, now)
+        try:
+            return self._append_records(core_records, now)
+        except InvalidRecordError:
+            if not isinstance(records, (list, tuple)):
+                raise
+            # the fast path let the core check types: redo it item by item for a clear error
+            return self._append_records(to_core_records(records, now, validate=True), now)
 
-    def _append_records(self, records: list[Any]) -> int:
+    def _append_records(self, records: list[Any], now: int | None = None) -> int:
         if not records:
             raise InvalidRecordError("append_batch needs at least one record")
         cfg = self.config
-        if cfg.compact and any(r[0] is None for r in records):
-            # Kafka: "Compacted topic cannot accept message without key"
-            raise InvalidRecordError(f"log {self.dir} is compacted: every record needs a key")
         ts_type = 0
-        if cfg.log_append_time:
-            now = now_ms()
-            records = [(k, v, h, now) for k, v, h, _ in records]
-            ts_type = 1
+        if cfg.compact or cfg.log_append_time:
+            if CORE_TAKES_BARE_VALUES and records and type(records[0]) is bytes:
+                records = to_core_records(records, now or now_ms(), validate=True)
+            if cfg.compact and any(r[0] is None for r in records):
+                # Kafka: "Compacted topic cannot accept message without key"
+                raise InvalidRecordError(f"log {self.dir} is compacted: every record needs a key")
+            if cfg.log_append_time:
+                t = now_ms()
+                records = [(k, v, h, t) for k, v, h, _ in records]
+                ts_type = 1
         with self._lock:
             self._check_open()
             base = self._end
             try:
-                batch = _core.build_batch(records, base_offset=base, timestamp_type=ts_type)
+                if ts_type or not CORE_TAKES_BARE_VALUES:
+                    batch = _core.build_batch(records, base_offset=base, timestamp_type=ts_type)
+                else:
+                    batch = _core.build_batch(records, base_offset=base)
             except (TypeError, ValueError, OverflowError) as e:
                 raise InvalidRecordError(f"cannot encode records: {e}") from e
             if len(batch) > cfg.max_message_bytes:
@@ -527,9 +572,9 @@ class Log:
         return self._segments[i] if i < len(self._segments) else None
 
     def _read_iter(self, offset: int, remaining: int) -> Iterator[Record]:
-        make = tuple.__new__
         seg: LogSegment | None = None
         pos = gen = 0
+        want = READ_CHUNK
         while remaining != 0:
             with self._lock:
                 self._check_open()
@@ -541,6 +586,8 @@ class Log:
                         return
                     seg, first = loc
                     pos, gen = first.position, seg.generation
+                    # a short read (a lookup) needs the first batch only
+                    want = first.size if 0 < remaining <= 16 else max(READ_CHUNK, first.size)
                 limit = seg.size
                 if pos >= limit:
                     nxt = self._segment_after(seg)
@@ -549,8 +596,10 @@ class Log:
                     seg, pos, gen = nxt, 0, nxt.generation
                     continue
                 f = seg.log
-            data = f.read(pos, min(READ_CHUNK, limit - pos))
-            infos = _core.scan_batches(data, True, True)
+            data = f.read(pos, min(want, limit - pos))
+            want = READ_CHUNK
+            # boundaries only: iter_records checks each batch's CRC as it decodes it
+            infos = _core.scan_batches(data, False, True)
             end = infos[-1].position + infos[-1].size if infos else 0
             if end < len(data):
                 rest = len(data) - end
@@ -568,29 +617,21 @@ class Log:
                         f"{f.path}: corrupt record batch at position {pos + end}"
                     )
                 if end == 0:
-                    # a batch larger than the chunk: read it whole
-                    data = f.read(pos, need)
-                    infos = _core.scan_batches(data, True, True)
-                    end = infos[-1].position + infos[-1].size if infos else 0
-                    if end != need:
-                        if seg.generation != gen:
-                            seg = None
-                            continue
-                        raise CorruptRecordError(
-                            f"{f.path}: corrupt record batch at position {pos}"
-                        )
+                    want = need  # a batch larger than the chunk: read it whole next
+                    continue
             if seg.generation != gen:
                 seg = None  # truncated while we read: relocate
                 continue
-            recs = _core.iter_records(
-                data if end == len(data) else memoryview(data)[:end], offset, remaining
-            )
+            recs = _decode(data if end == len(data) else memoryview(data)[:end], offset, remaining)
             offset = max(offset, infos[-1].last_offset + 1)
             pos += end
             if remaining > 0:
                 remaining -= len(recs)
-            for r in recs:
-                yield make(Record, r)
+            if _CORE_MAKES_RECORDS:
+                yield from recs
+            else:
+                for r in recs:
+                    yield _make(Record, r)
 
     def read_slice(
         self,
@@ -636,7 +677,6 @@ class Log:
                 position=first.position,
                 length=end - first.position,
                 first_offset=first.base_offset,
-                last_offset=-1,
             )
 
     def read_bytes(self, offset: int, max_bytes: int, max_offset: int | None = None) -> bytes:

@@ -57,7 +57,6 @@ class FetchSlice:
     position: int
     length: int
     first_offset: int  # base offset of the first batch in the slice
-    last_offset: int  # last offset of the last batch in the slice
 
     def read(self) -> bytes:
         """The slice's bytes, copied (tests, non-sendfile paths)."""
@@ -124,21 +123,33 @@ def normalize_one(i: int, item: Any, now_ms: int) -> CoreRecord:
     )
 
 
-def to_core_records(items: Iterable[Any], now_ms: int) -> list[CoreRecord]:
+def _core_takes_bare_values() -> bool:
+    try:
+        _core.build_batch([b"x"])
+    except Exception:
+        return False
+    return True
+
+
+CORE_TAKES_BARE_VALUES = _core_takes_bare_values()
+
+
+def to_core_records(items: Iterable[Any], now_ms: int, *, validate: bool = False) -> list[Any]:
     """Embedded ``append_batch`` input -> build_batch input.
 
-    The common case (plain bytes values) is a single comprehension; everything else goes
-    through ``normalize_one``, which also produces the error message for bad input.
+    The common case (plain bytes values) is one comprehension (or nothing at all, when the
+    core takes bare values) and the core checks the types; ``validate=True`` (the retry after
+    the core refused the input) goes item by item, producing the error message for bad input.
     """
     if not isinstance(items, (list, tuple)):
         if isinstance(items, (*_BYTES_LIKE, str)):
             raise InvalidRecordError("append_batch takes a sequence of records, not one value")
         items = list(items)
-    out = [(None, v, None, now_ms) if type(v) is bytes else None for v in items]
-    for i, v in enumerate(out):
-        if v is None:
-            out[i] = normalize_one(i, items[i], now_ms)
-    return out  # type: ignore[return-value]
+    if not validate and items and type(items[0]) is bytes:
+        if CORE_TAKES_BARE_VALUES:
+            return items  # type: ignore[return-value]
+        return [(None, v, None, now_ms) for v in items]
+    return [normalize_one(i, item, now_ms) for i, item in enumerate(items)]
 
 
 def rebuild_batches(records: Sequence[tuple[Any, ...]], info: Any) -> bytes:

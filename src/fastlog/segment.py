@@ -36,7 +36,7 @@ TIME_INDEX_SUFFIX = ".timeindex"
 # baseTimestamp, maxTimestamp: the first 43 bytes of a v2 batch
 _HEADER = struct.Struct(">qiibIhiqq")
 _MIN_BATCH_LENGTH = 49  # batchLength of an empty v2 batch (61 - 12)
-_WALK_WINDOW = 16 * 1024
+_WALK_WINDOW = 4096
 RECOVERY_CHUNK = 8 * 1024 * 1024
 _INT32_MAX = 2**31 - 1
 
