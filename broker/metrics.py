@@ -375,7 +375,10 @@ class BrokerStateCollector(Collector):
                 _add(end, labels, lambda plog=plog: plog.end_offset)
             if _is_leader(part, node_id):
                 n_leaders += 1
-                mark = getattr(part, "high_watermark", None)
+                try:
+                    mark = getattr(part, "high_watermark", None)
+                except Exception:  # noqa: BLE001 - its log closed under the scrape
+                    mark = None
                 if mark is not None:
                     hws[(topic, index)] = mark
                     hw.add_metric(labels, mark)
@@ -423,8 +426,8 @@ class BrokerStateCollector(Collector):
 def _add(family: GaugeMetricFamily, labels: list[str], read: Any) -> None:
     try:
         family.add_metric(labels, read())
-    except (AttributeError, OSError, ValueError):
-        pass  # a log closed or deleted under the scrape: skip it this time
+    except Exception:  # noqa: BLE001 - a log closed or deleted under the scrape: skip it this time
+        pass
 
 
 def _sized(part: Any, *names: str) -> int | None:
