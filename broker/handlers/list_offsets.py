@@ -45,6 +45,21 @@ def _timestamp_of(partition: Any, offset: int) -> int:
     return -1
 
 
+def _offset_of_max_timestamp(partition: Any, timestamp: int, offset: int) -> int:
+    """The offset of the first record stamped ``timestamp`` in the batch holding ``offset``.
+
+    The log tracks the max timestamp per batch (its last offset); Kafka (KAFKA-16310) answers
+    MAX_TIMESTAMP with the record's own offset, found by reading that one batch.
+    """
+    from fastlog import _core
+
+    data = partition.log.read_bytes(offset, 1)
+    for rec_offset, ts, _k, _v, _h in _core.iter_records(data, 0) if data else ():
+        if ts == timestamp and rec_offset <= offset:
+            return rec_offset
+    return offset
+
+
 def _lookup(partition: Any, timestamp: int, isolation: int, version: int) -> tuple[int, int, int]:
     """(error, timestamp, offset)."""
     if timestamp == EARLIEST:
@@ -55,7 +70,7 @@ def _lookup(partition: Any, timestamp: int, isolation: int, version: int) -> tup
         found = partition.log.max_timestamp_and_offset()
         if found is None:
             return 0, -1, -1
-        return 0, found[0], found[1]
+        return 0, found[0], _offset_of_max_timestamp(partition, found[0], found[1])
     if timestamp < 0:
         return INVALID_REQUEST, -1, -1
     offset = partition.log.offset_for_timestamp(timestamp)
