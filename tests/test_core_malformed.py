@@ -394,3 +394,17 @@ def test_negative_max_uncompressed_is_refused() -> None:
             fn(batch, max_uncompressed=-1)
         with pytest.raises(_core.CorruptRecordError, match="max_uncompressed=0"):
             fn(batch, max_uncompressed=0)
+
+
+def test_extreme_offsets_wrap_like_java() -> None:
+    batch = make_batch(
+        record(VALID_BODY) + record(VALID_BODY.replace(b"\x00\x00\x00", b"\x00\x00\x02", 1)), 2
+    )
+    hostile = bytearray(batch)
+    struct.pack_into(">q", hostile, 0, 2**63 - 1)  # baseOffset is not under the CRC
+    rows = _core.decode_records(hostile)
+    assert [r[0] for r in rows] == [2**63 - 1, -(2**63)]
+    assert [r[0] for r in _core.iter_records(hostile, start_offset=-(2**63))] == [
+        2**63 - 1,
+        -(2**63),
+    ]

@@ -795,6 +795,7 @@ def iter_records(buf, int64_t start_offset=0, Py_ssize_t max_records=-1,
     cdef int code
     cdef list out = []
     cdef Py_ssize_t budget = max_records if max_records >= 0 else -1
+    cdef int64_t last
     _check_limit(max_uncompressed)
     PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
     try:
@@ -806,7 +807,9 @@ def iter_records(buf, int64_t start_offset=0, Py_ssize_t max_records=-1,
                 break
             if code != B_OK:
                 raise _batch_error(code, pos, p + pos, n - pos, &h)
-            if not (h.attributes & 0x20) and h.base_offset + h.last_offset_delta >= start_offset:
+            # wrapping add (as Java's): hostile offsets must not be C undefined behaviour
+            last = <int64_t>(<uint64_t>h.base_offset + <uint64_t>h.last_offset_delta)
+            if not (h.attributes & 0x20) and last >= start_offset:
                 _decode_batch(out, p + pos, &h, max_uncompressed, start_offset, &budget)
             pos += <Py_ssize_t>h.batch_length + OVERHEAD
     finally:
