@@ -374,3 +374,22 @@ def test_kcat_interop(broker: BrokerProcess, topic: str) -> None:
         timeout=30,
     )
     assert out.stdout.decode().splitlines() == ["k3=v3"]
+
+
+def test_consume_interrupted(broker: BrokerProcess, topic: str) -> None:
+    import signal
+
+    produce_direct(broker.bootstrap, topic, [(None, b"one", 0)])
+    proc = subprocess.Popen(
+        ["fastlog", "consume", topic, "-b", broker.bootstrap, "--from-beginning"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        time.sleep(4)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert out == b"one\n"
+    assert proc.returncode == 130 and b"Traceback" not in err, err
