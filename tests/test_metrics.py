@@ -216,3 +216,53 @@ def test_metrics_port_zero_and_port_in_use(make_broker) -> None:
     expected = f"error: [Errno 98] cannot serve metrics on 127.0.0.1:{port}: Address already in use"
     assert expected in second.output()
     assert "Traceback" not in second.output()
+
+
+def test_collector_reads_a_real_broker_state(tmp_path) -> None:
+    """The collector against a Broker object with real partitions and logs (not started:
+    no sockets), including an ISR that shrank and a partition led elsewhere."""
+    from broker.config import BrokerConfig
+    from broker.server import Broker
+
+    broker = Broker(
+        BrokerConfig({"log.dirs": str(tmp_path), "listeners": "PLAINTEXT://127.0.0.1:0"})
+    )
+    broker.replica_manager.start(clean_shutdown=True)
+    try:
+        m = BrokerMetrics(broker)
+        broker.create_topic("c-topic", 3, 1)
+        p0 = broker.replica_manager.get_partition("c-topic", 0)
+        p1 = broker.replica_manager.get_partition("c-topic", 1)
+        p2 = broker.replica_manager.get_partition("c-topic", 2)
+        for i in range(10):
+            p0.log.append(b"x" * 100, key=b"k%d" % i)
+        # the states a replica fetcher and a leader election would leave behind
+        p1.replicas, p1.isr = [0, 1, 2], [0]
+        p2.leader = 7
+
+        def value(name: str, **labels: str) -> float | None:
+            return m.registry.get_sample_value(name, labels)
+
+        assert value("fastlog_partitions") == 3
+        assert value("fastlog_leader_partitions") == 2
+        assert value("fastlog_under_replicated_partitions") == 1
+        assert value("fastlog_log_end_offset", topic="c-topic", partition="0") == 10
+        assert (
+            value("fastlog_log_size_bytes", topic="c-topic", partition="0")
+            == p0.log.size_bytes
+            > 1000
+        )
+        assert value("fastlog_log_start_offset", topic="c-topic", partition="0") == 0
+        assert (
+            value("fastlog_high_watermark", topic="c-topic", partition="2") is None
+        )  # not the leader
+        assert value("fastlog_connections") == 0  # not serving yet
+
+        # a deleted topic's logs and counters leave the scrape
+        m.record_produce("c-topic", 0, 10, 1000)
+        broker.metadata.delete_topic("c-topic")
+        assert value("fastlog_partitions") == 0
+        assert value("fastlog_topic_messages_in_total", topic="c-topic") is None
+    finally:
+        broker.replica_manager.close()
+        broker.metadata.close()
