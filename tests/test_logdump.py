@@ -430,3 +430,10 @@ def test_offsets_decoder(tmp_path: Path) -> None:
     )
     assert recs[2].endswith('"partition": 3} payload: null')
     assert "(not a __consumer_offsets record: " in recs[3]
+
+
+def test_help_has_examples() -> None:
+    for args in (["log", "--help"], ["log", "dump", "--help"], ["log", "verify", "--help"]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0
+        assert "Examples:" in result.output and "fastlog log " in result.output
