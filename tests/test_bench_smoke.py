@@ -128,8 +128,14 @@ def test_table_has_both_brokers_and_the_ratio() -> None:
 
 
 def test_profile_summary_counts_self_and_inclusive_time() -> None:
-    collapsed = "main;serve;append 30\nmain;serve;crc 60\nmain;idle 10\n"
+    collapsed = (
+        "main (m.py:1);serve (s.py:5);append (a.py:10) 30\n"
+        "main (m.py:1);serve (s.py:5);append (a.py:12) 20\n"
+        "main (m.py:1);crc (c.py:3) 40\n"
+        "main (m.py:1) 10\n"
+    )
     summary = summarise_profile(collapsed)
     assert "100 samples" in summary
-    assert "| 60.0 | `crc` |" in summary
-    assert "| 90.0 | `serve` |" in summary
+    assert "| 40.0 | `crc (c.py:3)` |" in summary
+    assert "| 30.0 | `append (a.py:10)` |" in summary
+    assert "| 50.0 | `append (a.py)` |" in summary  # both lines of the function

@@ -14,6 +14,7 @@ import multiprocessing as mp
 import os
 import platform
 import queue as queue_mod
+import re
 import signal
 import subprocess
 import time
@@ -428,9 +429,11 @@ def watermarks(bootstrap: str, topic: str, partitions: int) -> list[tuple[int, i
 
 
 def summarise_profile(collapsed: str, top: int = 25) -> str:
-    """Top frames by self time and by inclusive time from py-spy's collapsed stacks."""
-    own: dict[str, int] = {}
-    inclusive: dict[str, int] = {}
+    """Top frames by self time, per source line and per function, from py-spy's collapsed
+    stacks. Self time in ``Runner.run`` is time inside uvloop's C loop (socket syscalls,
+    callbacks in C, waiting), which py-spy cannot see into."""
+    by_line: dict[str, int] = {}
+    by_function: dict[str, int] = {}
     total = 0
     for line in collapsed.splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -438,18 +441,18 @@ def summarise_profile(collapsed: str, top: int = 25) -> str:
             continue
         count = int(count_text)
         total += count
-        frames = stack.split(";")
-        own[frames[-1]] = own.get(frames[-1], 0) + count
-        for frame in set(frames):
-            inclusive[frame] = inclusive.get(frame, 0) + count
+        leaf = stack.split(";")[-1]
+        by_line[leaf] = by_line.get(leaf, 0) + count
+        # "func (path/file.py:123)" -> "func (path/file.py)"
+        function = re.sub(r":\d+\)$", ")", leaf)
+        by_function[function] = by_function.get(function, 0) + count
     if total == 0:
         return "no samples\n"
-    lines = [f"{total} samples\n", "| self % | frame |", "|---:|---|"]
-    for frame, count in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
-        lines.append(f"| {100 * count / total:.1f} | `{frame}` |")
-    lines += ["", "| inclusive % | frame |", "|---:|---|"]
-    for frame, count in sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]:
-        lines.append(f"| {100 * count / total:.1f} | `{frame}` |")
+    lines = [f"{total} samples\n"]
+    for title, table in (("line", by_line), ("function", by_function)):
+        lines += ["", f"| self % | {title} |", "|---:|---|"]
+        for frame, count in sorted(table.items(), key=lambda kv: -kv[1])[:top]:
+            lines.append(f"| {100 * count / total:.1f} | `{frame}` |")
     return "\n".join(lines) + "\n"
 
 

@@ -87,8 +87,12 @@ class PhaseResult:
         elif c_thread >= SATURATED:
             side = "client CPU"
         elif machine >= SATURATED * NCPU:
-            heavier = "client" if b_total is None or c_total >= b_total else "broker"
-            side = f"machine CPU, {heavier} used most"
+            ours = c_total + (b_total or 0.0)
+            if ours < machine / 2:
+                side = "machine CPU, other load used most"
+            else:
+                heavier = "client" if b_total is None or c_total >= b_total else "broker"
+                side = f"machine CPU, {heavier} used most"
         else:
             side = "neither (waiting)"
         broker = "b n/a" if b_thread is None else f"b {b_thread:.2f}/{b_total:.2f}"

@@ -108,6 +108,10 @@ def _consume(spec: dict[str, Any], ready: Any, go: Any) -> dict[str, Any]:
             "group.id": spec["group"],
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
+            # librdkafka stops fetching a partition whose local queue holds queued.min.messages
+            # and waits this long before it looks again; at its default (1000 ms) a fast loop
+            # drains the queue and then idles, so the figure would time librdkafka's timer.
+            "fetch.queue.backoff.ms": 10,
             **spec.get("consumer_conf", {}),
         }
     )
