@@ -478,3 +478,51 @@ def test_legacy_versions_on_the_wire(admin_broker) -> None:
         admin_broker.bootstrap, LEGACY[(20, 0)][0](topic_names=("legacy", "nope"), timeout=timeout)
     )
     assert [(t.name, t.error_code) for t in x0.responses] == [("legacy", 0), ("nope", 3)]
+
+
+# ------------------------------------------------------------------ aiokafka
+
+
+async def test_aiokafka_admin(admin_broker) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, RecordsToDelete
+    from aiokafka.admin import NewTopic as AIONewTopic
+    from aiokafka.admin.config_resource import ConfigResource as AIOConfigResource
+    from aiokafka.admin.config_resource import ConfigResourceType as AIOType
+    from aiokafka.structs import TopicPartition as AIOTopicPartition
+
+    a = AIOKafkaAdminClient(bootstrap_servers=admin_broker.bootstrap)
+    await a.start()
+    try:
+        r = await a.create_topics(
+            [AIONewTopic("aio-topic", 2, 1, topic_configs={"retention.ms": "5000"})]
+        )
+        assert [tuple(t[:2]) for t in r.topic_errors] == [("aio-topic", 0)]
+        r = await a.create_topics([AIONewTopic("aio-topic", 2, 1), AIONewTopic("aio rf", 1, 1)])
+        assert [tuple(t[:2]) for t in r.topic_errors] == [("aio-topic", 36), ("aio rf", 17)]
+        assert "aio-topic" in await a.list_topics()
+
+        def configs(responses: Any) -> dict[str, str]:
+            (resp,) = responses
+            (resource,) = resp.resources
+            return {entry[0]: entry[1] for entry in resource[4]}
+
+        got = configs(await a.describe_configs([AIOConfigResource(AIOType.TOPIC, "aio-topic")]))
+        assert got["retention.ms"] == "5000" and got["cleanup.policy"] == "delete"
+        await a.alter_configs(
+            [AIOConfigResource(AIOType.TOPIC, "aio-topic", {"segment.bytes": "2048"})]
+        )
+        got = configs(await a.describe_configs([AIOConfigResource(AIOType.TOPIC, "aio-topic")]))
+        assert got["segment.bytes"] == "2048" and got["retention.ms"] == "604800000"  # replaced set
+
+        await a.create_partitions({"aio-topic": NewPartitions(3)})
+        (meta,) = await a.describe_topics(["aio-topic"])
+        assert len(meta["partitions"]) == 3
+
+        produce(admin_broker.bootstrap, "aio-topic", 8)
+        low = await a.delete_records({AIOTopicPartition("aio-topic", 0): RecordsToDelete(5)})
+        assert low == {AIOTopicPartition("aio-topic", 0): 5}
+
+        r = await a.delete_topics(["aio-topic", "aio-missing"])
+        assert [tuple(t[:2]) for t in r.topic_error_codes] == [("aio-topic", 0), ("aio-missing", 3)]
+    finally:
+        await a.close()

@@ -76,7 +76,7 @@ def _entries(ctx: Any, resource: Any) -> list[Entry]:
         raise AdminError(
             ErrorCode.invalid_request, f"Unsupported resource type {resource.resource_type}"
         )
-    if keys:
+    if keys is not None:  # null lists every key; an empty list none (Kafka's protocol)
         wanted = set(keys)
         entries = [e for e in entries if e.name in wanted]
     return entries
