@@ -595,7 +595,6 @@ cdef tuple _snappy_decompress(object src, Py_ssize_t limit):
 cdef tuple _decompress(int codec, object src, Py_ssize_t limit):
     """(bytearray, length) of the decompressed records, never more than limit bytes."""
     cdef Py_ssize_t n = len(src), size, got
-    cdef const uint8_t* p
     if codec == 2:
         return _snappy_decompress(src, limit)
     if codec == 1:
@@ -622,7 +621,7 @@ cdef tuple _decompress(int codec, object src, Py_ssize_t limit):
         except _cramjam.DecompressionError as e:
             if size >= limit:
                 raise _corrupt_payload(name, e, limit) from None
-            size = size * 4 if size < limit // 4 else limit
+            size = max(size * 4, 4096) if size < limit // 4 else limit
             continue
         return out, got
 
