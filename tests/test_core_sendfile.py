@@ -38,6 +38,8 @@ def drain(sock: socket.socket, n: int) -> bytes:
 
 
 def test_blocking_socket_sends_the_whole_slice(segment) -> None:
+    # 3 MB exceeds the socket buffers: sendfile blocks until the reader thread drains, which it
+    # can only do because the C loop runs without the GIL (else this test would hang)
     fd, data = segment
     a, b = socket.socketpair()
     with a, b:
