@@ -12,7 +12,7 @@ Record batch v2 layout (offsets within one batch), all big-endian:
   61 records...
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 BATCH_HEADER_SIZE: int  # 61
@@ -45,7 +45,9 @@ def crc32c(data: bytes | bytearray | memoryview, crc: int = 0) -> int:
 def _crc32c_software(data: bytes | bytearray | memoryview, crc: int = 0) -> int: ...  # tests
 def _crc32c_hardware() -> bool: ...  # whether crc32c() uses SSE4.2 here
 def _encode_varint(value: int) -> bytes: ...  # zigzag varint (tests)
-def _decode_varint(data: bytes | bytearray | memoryview, max_bytes: int = 10) -> tuple[int, int]: ...
+def _decode_varint(
+    data: bytes | bytearray | memoryview, max_bytes: int = 10
+) -> tuple[int, int]: ...
 
 class BatchInfo:
     """Header fields of one validated batch; plain attributes, cheap to create."""
@@ -86,7 +88,9 @@ def scan_batches(
 def valid_prefix_length(buf: bytes | bytearray | memoryview, validate_crc: bool = True) -> int:
     """Bytes of buf covered by whole, valid batches from position 0 (log recovery)."""
 
-def assign_offsets(buf: bytearray | memoryview, base_offset: int, log_append_time: int = -1) -> tuple[int, int, int]:
+def assign_offsets(
+    buf: bytearray | memoryview, base_offset: int, log_append_time: int = -1
+) -> tuple[int, int, int]:
     """Rewrite baseOffset of every batch in buf (writable) in place, consecutively from base_offset.
 
     log_append_time >= 0: set timestampType=LogAppendTime and maxTimestamp to it,
@@ -124,7 +128,9 @@ def set_partition_leader_epoch(buf: bytearray | memoryview, epoch: int) -> None:
     """Set partitionLeaderEpoch of every batch in buf in place (not under the CRC)."""
 
 def build_batch(
-    records: Sequence[tuple[bytes | None, bytes | None, Sequence[tuple[str, bytes | None]] | None, int]],
+    records: Sequence[
+        tuple[bytes | None, bytes | None, Sequence[tuple[str, bytes | None]] | None, int | None]
+    ],
     base_offset: int = 0,
     compression: int = 0,
     producer_id: int = -1,
@@ -143,7 +149,9 @@ def build_batch(
     timestamp, maxTimestamp the largest. Snappy is written xerial-framed (as the Java client does).
     """
 
-def decode_records(batch: bytes | bytearray | memoryview, max_uncompressed: int = ...) -> list[tuple[int, int, bytes | None, bytes | None, list[tuple[str, bytes | None]]]]:
+def decode_records(
+    batch: bytes | bytearray | memoryview, max_uncompressed: int = ...
+) -> list[tuple[int, int, bytes | None, bytes | None, list[tuple[str, bytes | None]]]]:
     """Decode the records of ONE batch (starting at position 0) into
     (offset, timestamp, key, value, headers) tuples; decompresses gzip/snappy/lz4/zstd
     (cramjam), refusing more than max_uncompressed bytes (compression bombs).
@@ -153,7 +161,12 @@ def decode_records(batch: bytes | bytearray | memoryview, max_uncompressed: int 
     Header keys that are not valid UTF-8 read with U+FFFD, as Java's client reads them.
     """
 
-def iter_records(buf: bytes | bytearray | memoryview, start_offset: int = 0, max_records: int = -1, max_uncompressed: int = ...) -> list[tuple[int, int, bytes | None, bytes | None, list[tuple[str, bytes | None]]]]:
+def iter_records(
+    buf: bytes | bytearray | memoryview,
+    start_offset: int = 0,
+    max_records: int = -1,
+    max_uncompressed: int = ...,
+) -> list[tuple[int, int, bytes | None, bytes | None, list[tuple[str, bytes | None]]]]:
     """decode_records over many concatenated batches, skipping records with offset < start_offset
     and stopping after max_records (-1 = all). Control batches are skipped.
     A trailing partial batch (a fetch cut at max_bytes) is ignored, as Kafka clients do; any other
