@@ -297,3 +297,23 @@ def test_update_config_live(tmp_path: Path):
         assert len(log.segments) == 2
         with pytest.raises(fastlog.InvalidConfigurationError):
             log.update_config(nope=1)
+
+
+def test_segment_files_decode_with_kafka_python(tmp_path: Path):
+    """An independent reader (kafka-python) decodes what the embedded API wrote."""
+    from kafka.record.memory_records import MemoryRecords
+
+    with Log(tmp_path, segment_bytes=700) as log:
+        log.append(b"v0", key=b"k0", headers=[("h", b"x")], timestamp=1234)
+        log.append_batch([b"a", None, (b"k", b"b", [("n", None)], 99)])
+        for i in range(20):
+            log.append(b"r%d" % i)
+        expected = [(r.offset, r.timestamp, r.key, r.value) for r in log.read()]
+    got = []
+    for p in sorted(tmp_path.glob("*.log")):
+        mr = MemoryRecords(p.read_bytes())
+        while mr.has_next():
+            batch = mr.next_batch()
+            batch.validate_crc()
+            got += [(r.offset, r.timestamp, r.key, r.value) for r in batch]
+    assert got == expected

@@ -216,3 +216,20 @@ def test_flush_ms(tmp_path: Path):
     with Log(tmp_path / "b", flush_ms=3_600_000) as log:
         log.append(b"1")
         assert log.recovery_point == 0
+
+
+def test_append_batches_validates_records(tmp_path: Path):
+    with Log(tmp_path, cleanup_policy="compact") as log:
+        with pytest.raises(fastlog.InvalidRecordError):
+            log.append_batches(client_batch(2, key=None))  # compacted: keys required
+        log.append_batches(client_batch(2))
+        assert log.end_offset == 2
+    with Log(tmp_path / "b") as log:
+        # a record whose length runs past the batch, with a correct CRC over the lie
+        recs = [(b"k", b"v" * 10, None, NOW)]
+        buf = bytearray(_core.build_batch(recs))
+        buf[61] += 2  # the first record's length varint (zigzag): claim one more byte
+        buf[17:21] = _core.crc32c(bytes(buf[21:])).to_bytes(4, "big")
+        with pytest.raises(fastlog.CorruptRecordError):
+            log.append_batches(buf)
+        assert log.end_offset == 0

@@ -416,6 +416,10 @@ class Log:
                     f"lastOffsetDelta {info.last_offset_delta}"
                 )
             records += info.record_count
+        if assign_offsets:
+            # Kafka's LogValidator: record counts, offset deltas, record framing, and keys
+            # when the log is compacted; in C, no object per record (CRCs were checked above)
+            _core.validate_records(buf, require_keys=cfg.compact, validate_crc=False)
         total = infos[-1].position + infos[-1].size
         if total > cfg.segment_bytes:
             raise RecordTooLargeError(
@@ -630,8 +634,9 @@ class Log:
             if _CORE_MAKES_RECORDS:
                 yield from recs
             else:
+                make, record = _make, Record
                 for r in recs:
-                    yield _make(Record, r)
+                    yield make(record, r)
 
     def read_slice(
         self,
