@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.machinery
 import os
 import zlib
+from pathlib import Path
 
 import crc32c as crc32c_pkg
 import pytest
@@ -112,3 +113,35 @@ def test_crc32c_accepts_buffers() -> None:
 
 def test_hardware_flag_is_bool() -> None:
     assert isinstance(_core._crc32c_hardware(), bool)
+
+
+def test_stub_matches_the_module() -> None:
+    """_core.pyi is the contract others code against: same names, same parameters."""
+    import ast
+    import inspect
+
+    stub = ast.parse((Path(fastlog.__file__).parent / "_core.pyi").read_text())
+    declared = {}
+    for node in stub.body:
+        if isinstance(node, ast.FunctionDef):
+            declared[node.name] = [a.arg for a in node.args.args]
+        elif isinstance(node, ast.ClassDef):
+            declared[node.name] = None
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            declared[node.target.id] = None
+    public = {n for n in dir(_core) if not n.startswith("_") or n in declared}
+    public -= {"__builtins__", "__doc__", "__file__", "__loader__", "__name__", "__package__"}
+    public -= {"__spec__", "__test__"}
+    assert set(declared) == public
+    for name, params in declared.items():
+        if params is not None:
+            assert list(inspect.signature(getattr(_core, name)).parameters) == params, name
+    info_fields = {
+        n.target.id
+        for c in stub.body
+        if isinstance(c, ast.ClassDef) and c.name == "BatchInfo"
+        for n in c.body
+        if isinstance(n, ast.AnnAssign)
+    }
+    [info] = _core.scan_batches(_core.build_batch([(None, b"v", None, 1)]))
+    assert all(hasattr(info, f) for f in info_fields | {"last_offset"})
