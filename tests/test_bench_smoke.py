@@ -75,6 +75,8 @@ def test_bad_options_get_clear_errors(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "acks" in result.output
     result = runner.invoke(bench, ["--duration", "0", "--output", str(tmp_path)])
     assert result.exit_code == 2
+    result = runner.invoke(bench, ["--producers", "0", "--output", str(tmp_path)])
+    assert result.exit_code == 2 and "auto" in result.output
     result = runner.invoke(bench, ["--consumer-config", "novalue", "--only", "fastlog",
                                    "--config", "1:100:1", "--output", str(tmp_path)])  # fmt: skip
     assert result.exit_code == 2 and "KEY=VALUE" in result.output

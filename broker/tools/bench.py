@@ -45,6 +45,8 @@ from broker.tools.bench_report import (
 FULL_MATRIX = [Config(p, s, a) for p in (1, 6) for s in (100, 1024) for a in (1, -1)]
 QUICK_MATRIX = [Config(6, 100, 1), Config(1, 1024, -1)]
 
+MAX_AUTO_PRODUCERS = 4
+MAX_AUTO_CONSUMERS = 2
 CTX = mp.get_context("spawn")  # the progress bar runs a thread; fork would copy its locks
 
 
@@ -58,8 +60,8 @@ class Bench:
         duration: float,
         rate: int,
         max_bytes: int,
-        max_producers: int,
-        max_consumers: int,
+        producers: int | None,
+        consumers: int | None,
         output: Path,
         profile: bool,
         progress: Callable[[str, int], None],
@@ -69,8 +71,8 @@ class Bench:
         self.duration = duration
         self.rate = rate
         self.max_bytes = max_bytes
-        self.max_producers = max_producers
-        self.max_consumers = max_consumers
+        self.producers = producers  # None: scale automatically
+        self.consumers = consumers
         self.output = output
         self.profile = profile
         self.progress = progress
@@ -138,48 +140,52 @@ class Bench:
 
     # ------------------------------------------------------------------ phases
 
-    def produce(self, broker: BenchBroker, cfg: Config, topic: str) -> PhaseResult:
-        """Add producer processes while one Python loop is what limits the figure."""
-        best: PhaseResult | None = None
+    def scale(
+        self, attempt: Callable[[int], PhaseResult], fixed: int | None, most: int
+    ) -> PhaseResult:
+        """Run ``attempt(workers)`` with a fixed count, or with 1, 2, 4 ... up to ``most`` while
+        a client's Python loop is the saturated side (and the broker is not), keeping the best
+        run; another process must raise throughput by 10% to count."""
+        if fixed is not None:
+            return attempt(fixed)
+        best = attempt(1)
         workers = 1
-        while True:
+        while best.error is None and workers * 2 <= most:
+            client = max((c["busiest_thread_cores"] for c in best.client_cpu), default=0.0)
+            broker_busy = best.broker_cpu.get("busiest_thread_cores", 0.0)
+            if client < SATURATED or broker_busy >= SATURATED:
+                break
+            workers *= 2
+            result = attempt(workers)
+            if result.error is not None or result.records_per_s <= best.records_per_s * 1.1:
+                break
+            best = result
+        return best
+
+    def produce(self, broker: BenchBroker, cfg: Config, topic: str) -> PhaseResult:
+        def attempt(workers: int) -> PhaseResult:
             max_records = max(1, self.max_bytes // cfg.record_size // workers)
-            specs = [
-                {
-                    "bootstrap": broker.bootstrap,
-                    "topic": topic,
-                    "acks": cfg.acks,
-                    "record_size": cfg.record_size,
-                    "duration": self.duration,
-                    "max_records": max_records,
-                    "producer_conf": self.producer_conf,
-                }
-                for _ in range(workers)
-            ]
-            result = self.run_phase(broker, wl.produce_worker, specs, f"produce-{cfg.slug}")
+            spec = {
+                "bootstrap": broker.bootstrap,
+                "topic": topic,
+                "acks": cfg.acks,
+                "record_size": cfg.record_size,
+                "duration": self.duration,
+                "max_records": max_records,
+                "producer_conf": self.producer_conf,
+            }
+            result = self.run_phase(
+                broker, wl.produce_worker, [spec] * workers, f"produce-{cfg.slug}"
+            )
             for r in result.raw:
                 if r.get("unflushed"):
                     result.notes.append(f"{r['unflushed']} records not acknowledged")
                 result.notes.extend(f"client error: {e}" for e in r.get("errors", []))
             if result.error is None and result.records == 0:
                 result.error = "no record was acknowledged"
-            if best is None or (
-                result.error is None and result.records_per_s > best.records_per_s * 1.1
-            ):
-                best = result
-            else:
-                break
-            client = max((c["busiest_thread_cores"] for c in result.client_cpu), default=0.0)
-            broker_busy = result.broker_cpu.get("busiest_thread_cores", 0.0)
-            if (
-                result.error
-                or workers * 2 > self.max_producers
-                or client < SATURATED
-                or broker_busy >= SATURATED
-            ):
-                break
-            workers *= 2
-        return best
+            return result
+
+        return self.scale(attempt, self.producers, MAX_AUTO_PRODUCERS)
 
     def consume(
         self, broker: BenchBroker, cfg: Config, topic: str, ranges: list[tuple[int, int, int]]
@@ -187,40 +193,26 @@ class Bench:
         total = sum(end - start for _, start, end in ranges)
         if total == 0:
             return PhaseResult(error="nothing was produced to consume")
-        best: PhaseResult | None = None
-        workers = 1
-        while True:
-            shares = [ranges[i::workers] for i in range(workers)]
+
+        def attempt(workers: int) -> PhaseResult:
+            workers = min(workers, len(ranges))  # a partition is read by one consumer
             specs = [
                 {
                     "bootstrap": broker.bootstrap,
                     "topic": topic,
                     "group": f"bench-{self.run_id}-{i}",
-                    "ranges": share,
+                    "ranges": ranges[i::workers],
                     "duration": self.duration,
                     "consumer_conf": self.consumer_conf,
                 }
-                for i, share in enumerate(shares)
+                for i in range(workers)
             ]
             result = self.run_phase(broker, wl.consume_worker, specs, f"consume-{cfg.slug}")
             for r in result.raw:
                 result.notes.extend(f"client error: {e}" for e in r.get("errors", []))
-            if best is None or (
-                result.error is None and result.records_per_s > best.records_per_s * 1.1
-            ):
-                best = result
-            else:
-                break
-            client = max((c["busiest_thread_cores"] for c in result.client_cpu), default=0.0)
-            broker_busy = result.broker_cpu.get("busiest_thread_cores", 0.0)
-            if (
-                result.error
-                or workers * 2 > min(self.max_consumers, cfg.partitions)
-                or client < SATURATED
-                or broker_busy >= SATURATED
-            ):
-                break
-            workers *= 2
+            return result
+
+        best = self.scale(attempt, self.consumers, min(MAX_AUTO_CONSUMERS, cfg.partitions))
         if best.records < total and not best.error:
             best.notes.append(f"read {best.records} of {total} records within --duration")
         return best
@@ -527,19 +519,15 @@ def _machine() -> str:
 )
 @click.option(
     "--producers",
-    "max_producers",
-    type=int,
-    default=4,
+    default="auto",
     show_default=True,
-    help="Most producer processes to try; more are added while the client loop limits.",
+    help="Producer processes: a number, or auto (1, 2, 4 while the client loop limits).",
 )
 @click.option(
     "--consumers",
-    "max_consumers",
-    type=int,
-    default=2,
+    default="auto",
     show_default=True,
-    help="Most consumer processes to try (never more than partitions).",
+    help="Consumer processes (at most one per partition): a number, or auto (1, 2).",
 )
 @click.option(
     "--config",
@@ -577,8 +565,8 @@ def bench(
     only: str | None,
     rate: int,
     max_bytes: int,
-    max_producers: int,
-    max_consumers: int,
+    producers: str,
+    consumers: str,
     custom: tuple[str, ...],
     producer_conf: tuple[str, ...],
     consumer_conf: tuple[str, ...],
@@ -590,8 +578,10 @@ def bench(
     config, runs produce, consume and paced end-to-end latency workloads with
     confluent-kafka, and writes a markdown table, results.json and PNG plots to --output.
     """
-    if duration <= 0 or rate <= 0 or max_bytes <= 0 or max_producers < 1 or max_consumers < 1:
-        raise click.BadParameter("--duration, --rate, --max-bytes, --producers, --consumers > 0")
+    if duration <= 0 or rate <= 0 or max_bytes <= 0:
+        raise click.BadParameter("--duration, --rate and --max-bytes must be > 0")
+    n_producers = parse_count(producers, "--producers")
+    n_consumers = parse_count(consumers, "--consumers")
     output.mkdir(parents=True, exist_ok=True)
     ours = BenchBroker("fastlog", "fastlog")
     if peer:
@@ -621,7 +611,7 @@ def bench(
             progress.update(task, advance=advance, description=description)
 
         suite = Bench(
-            brokers, configs, duration, rate, max_bytes, max_producers, max_consumers,
+            brokers, configs, duration, rate, max_bytes, n_producers, n_consumers,
             output, profile, step,
         )  # fmt: skip
         suite.producer_conf = parse_properties(producer_conf, "--producer-config")
@@ -665,6 +655,14 @@ def parse_config(text: str) -> Config:
             f"{text!r}: partitions >= 1, size >= 16 bytes, acks 0, 1 or -1", param_hint="--config"
         )
     return Config(partitions, size, acks)
+
+
+def parse_count(text: str, option: str) -> int | None:
+    if text == "auto":
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise click.BadParameter(f"{text!r} is not a positive number or auto", param_hint=option)
+    return int(text)
 
 
 def parse_properties(items: tuple[str, ...], option: str) -> dict[str, str]:
