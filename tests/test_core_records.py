@@ -312,3 +312,21 @@ def test_uncompressed_batch_layout() -> None:
     )
     # length 12, attributes 0, ts delta 0, offset delta 0, key "k", value "v", 1 header "h": "x"
     assert batch[61:] == bytes.fromhex("18 00 00 00 02 6b 02 76 02 02 68 02 78".replace(" ", ""))
+
+
+@pytest.mark.parametrize("size", [0, 1, 63, 64, 8191, 8192, 1_048_575, 1_048_576])
+def test_lengths_around_varint_boundaries(size: int) -> None:
+    # key, value, header value and record lengths each cross a varint width here
+    blob = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    records = [(blob, blob, [("h" * min(size, 70), blob)], 1), (None, blob[: size // 2], None, 2)]
+    batch = _core.build_batch(records)
+    assert _core.decode_records(batch) == expected_rows(records)
+    assert _core.validate_records(batch) == 2
+    # aiokafka agrees on the bytes
+    from aiokafka.record.memory_records import MemoryRecords
+
+    rows = [
+        (r.offset, r.timestamp, r.key, r.value, list(r.headers))
+        for r in MemoryRecords(batch).next_batch()
+    ]
+    assert rows == expected_rows(records)
