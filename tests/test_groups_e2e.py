@@ -34,9 +34,18 @@ def _emit(event: str, **kw: object) -> None:
 
 
 def _worker(
-    client: str, bootstrap: str, group: str, topic: str, instance: str, commit: str
+    client: str, bootstrap: str, group: str, topic: str, instance: str, commit: str, strategy: str
 ) -> None:
     stop = threading.Event()
+    owned: list[int] | None = None
+
+    def report_owned(partitions: list[int]) -> None:
+        # The partitions the client holds right now, whatever the rebalance protocol.
+        nonlocal owned
+        if partitions != owned:
+            owned = partitions
+            _emit("owned", partitions=partitions)
+
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     instance_id = instance or None
     do_commit = commit == "commit"
@@ -54,6 +63,8 @@ def _worker(
         }
         if instance_id:
             conf["group.instance.id"] = instance_id
+        if strategy != "default":
+            conf["partition.assignment.strategy"] = strategy
         c = Consumer(conf)
         c.subscribe(
             [topic],
@@ -62,6 +73,7 @@ def _worker(
         )
         while not stop.is_set():
             m = c.poll(0.2)
+            report_owned(sorted(p.partition for p in c.assignment()))
             if m is None or m.error():
                 continue
             _emit("record", partition=m.partition(), offset=m.offset(), value=m.value().decode())
@@ -92,6 +104,7 @@ def _worker(
         c.subscribe([topic], listener=Listener())
         while not stop.is_set():
             batches = c.poll(timeout_ms=200)
+            report_owned(sorted(tp.partition for tp in c.assignment()))
             for tp, msgs in batches.items():
                 for m in msgs:
                     _emit("record", partition=tp.partition, offset=m.offset, value=m.value.decode())
@@ -128,6 +141,7 @@ def _worker(
             try:
                 while not stop.is_set():
                     batches = await c.getmany(timeout_ms=200)
+                    report_owned(sorted(tp.partition for tp in c.assignment()))
                     for tp, msgs in batches.items():
                         for m in msgs:
                             _emit(
@@ -161,6 +175,7 @@ class Worker:
         topic: str,
         instance: str = "",
         commit: bool = False,
+        strategy: str = "default",
     ) -> None:
         cmd = [
             sys.executable,
@@ -172,6 +187,7 @@ class Worker:
             topic,
             instance,
             "commit" if commit else "nocommit",
+            strategy,
         ]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
@@ -197,13 +213,11 @@ class Worker:
             return list(self.events)
 
     def assignment(self) -> set[int]:
-        """Current partitions: eager protocol, each assign replaces, each revoke clears."""
+        """The partitions the consumer last reported holding."""
         current: set[int] = set()
         for ev in self.snapshot():
-            if ev["event"] == "assigned":
+            if ev["event"] == "owned":
                 current = set(ev["partitions"])
-            elif ev["event"] == "revoked":
-                current -= set(ev["partitions"])
         return current
 
     def count(self, kind: str) -> int:
@@ -284,6 +298,17 @@ def workers() -> Iterator[list[Worker]]:
             w.kill()
 
 
+def describe_json(bootstrap: str, group: str) -> dict:
+    """What `fastlog groups describe GROUP --json` reports."""
+    from click.testing import CliRunner
+
+    from broker.tools.groups import groups
+
+    r = CliRunner().invoke(groups, ["describe", group, "--json", "-b", bootstrap, "--timeout", "5"])
+    assert r.exit_code == 0, r.output
+    return json.loads(r.output)
+
+
 @pytest.mark.parametrize("client", CLIENTS)
 def test_three_consumers_split_partitions_and_see_every_record_once(
     client: str, group_broker, workers: list[Worker]
@@ -291,7 +316,7 @@ def test_three_consumers_split_partitions_and_see_every_record_once(
     bs = group_broker.bootstrap
     topic, group = f"split-{client}", f"g-split-{client}"
     create_topic(bs, topic)
-    workers += [Worker(client, bs, group, topic) for _ in range(3)]
+    workers += [Worker(client, bs, group, topic, commit=True) for _ in range(3)]
     wait_until(lambda: split_evenly(workers, 6), 40, "three members to split 6 partitions")
     assert all(len(w.assignment()) == 2 for w in workers)
     values = produce(bs, topic, 60, "r")
@@ -301,6 +326,56 @@ def test_three_consumers_split_partitions_and_see_every_record_once(
     assert sorted(seen) == sorted(values)  # every record exactly once
     for w in workers:  # each member only read its own partitions
         assert {r["partition"] for r in w.records()} <= w.assignment()
+
+    # describe: the three members, their partitions, and no lag once everything is committed
+    def caught_up() -> bool:
+        parts = describe_json(bs, group)["partitions"]
+        return len(parts) == 6 and all(p["lag"] == 0 for p in parts)
+
+    wait_until(caught_up, 20, "committed offsets to reach the log end")
+    d = describe_json(bs, group)
+    assert d["state"] == "Stable" and len(d["members"]) == 3
+    assert sorted(sorted(p for _, p in m["assignment"]) for m in d["members"]) == sorted(
+        sorted(w.assignment()) for w in workers
+    )
+    assert all(m["host"] == "/127.0.0.1" for m in d["members"])
+    assert [(p["partition"], p["committed_offset"], p["end_offset"]) for p in d["partitions"]] == [
+        (i, 10, 10) for i in range(6)
+    ]
+    owners = {p["partition"]: p["member_id"] for p in d["partitions"]}
+    for m in d["members"]:
+        assert {p for _, p in m["assignment"]} == {
+            i for i, o in owners.items() if o == m["member_id"]
+        }
+
+
+def test_cooperative_sticky_rebalance_keeps_partitions(group_broker, workers: list[Worker]) -> None:
+    """librdkafka's cooperative-sticky assignor: survivors keep what they had and only gain."""
+    bs = group_broker.bootstrap
+    topic, group = "coop", "g-coop"
+    create_topic(bs, topic)
+    workers += [
+        Worker("confluent", bs, group, topic, strategy="cooperative-sticky") for _ in range(3)
+    ]
+    wait_until(lambda: split_evenly(workers, 6), 40, "three members to split 6 partitions")
+    assert describe_json(bs, group)["assignor"] == "cooperative-sticky"
+    victim, survivors = workers[0], workers[1:]
+    before = [w.assignment() for w in survivors]
+    marks = [len(w.snapshot()) for w in survivors]
+    victim.kill()
+    wait_until(lambda: split_evenly(survivors, 6), SESSION_TIMEOUT_MS / 1000 + 10, "takeover")
+    for w, had, mark in zip(survivors, before, marks, strict=True):
+        assert had <= w.assignment()  # nothing taken away
+        revoked = [
+            ev for ev in w.snapshot()[mark:] if ev["event"] == "revoked" and ev["partitions"]
+        ]
+        assert revoked == []
+    values = produce(bs, topic, 18, "coop")
+    wait_until(
+        lambda: {r["value"] for w in survivors for r in w.records()} >= values,
+        30,
+        "records consumed",
+    )
 
 
 @pytest.mark.parametrize("client", CLIENTS)
@@ -380,6 +455,6 @@ def test_static_member_restarts_without_rebalance(
     )
 
 
-if __name__ == "__main__" and len(sys.argv) >= 8 and sys.argv[1] == "worker":
+if __name__ == "__main__" and len(sys.argv) >= 9 and sys.argv[1] == "worker":
     sys.path.insert(0, str(Path(__file__).parent))
-    _worker(*sys.argv[2:8])
+    _worker(*sys.argv[2:9])
