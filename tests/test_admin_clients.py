@@ -526,3 +526,93 @@ async def test_aiokafka_admin(admin_broker) -> None:
         assert [tuple(t[:2]) for t in r.topic_error_codes] == [("aio-topic", 0), ("aio-missing", 3)]
     finally:
         await a.close()
+
+
+# ------------------------------------------------------------------ kafkajs
+
+KAFKAJS_ADMIN = r"""
+'use strict'
+const { Kafka, logLevel, ConfigResourceTypes } = require('kafkajs')
+const kafka = new Kafka({ clientId: 'fastlog-admin-test', brokers: [process.argv[2]],
+  logLevel: logLevel.NOTHING, retry: { retries: 2, initialRetryTime: 100 } })
+const out = {}
+async function attempt(label, fn) {
+  try { out[label] = await fn() } catch (e) {
+    out[label] = { error: (e.errors && e.errors[0] && e.errors[0].type) || e.type || e.name }
+  }
+}
+;(async () => {
+  const admin = kafka.admin()
+  await admin.connect()
+  await attempt('create', () => admin.createTopics({ waitForLeaders: true, topics: [
+    { topic: 'js-topic', numPartitions: 2, replicationFactor: 1,
+      configEntries: [{ name: 'retention.ms', value: '7000' }] }] }))
+  await attempt('createAgain', () => admin.createTopics({ topics: [{ topic: 'js-topic' }] }))
+  await attempt('createBad', () => admin.createTopics({ topics: [
+    { topic: 'js-bad', configEntries: [{ name: 'segment.bytes', value: 'big' }] }] }))
+  const describe = async () => {
+    const r = await admin.describeConfigs({ includeSynonyms: false, resources: [
+      { type: ConfigResourceTypes.TOPIC, name: 'js-topic', configNames: ['retention.ms', 'segment.bytes'] }] })
+    return Object.fromEntries(r.resources[0].configEntries.map((c) => [c.configName, [c.configValue, c.isDefault]]))
+  }
+  await attempt('describe', describe)
+  await attempt('alter', () => admin.alterConfigs({ validateOnly: false, resources: [
+    { type: ConfigResourceTypes.TOPIC, name: 'js-topic', configEntries: [{ name: 'segment.bytes', value: '4096' }] }] })
+    .then(() => true))
+  await attempt('describeAfter', describe)
+  await attempt('grow', () => admin.createPartitions({ topicPartitions: [{ topic: 'js-topic', count: 3 }] })
+    .then(() => true))
+  await attempt('meta', () => admin.fetchTopicMetadata({ topics: ['js-topic'] })
+    .then((m) => m.topics[0].partitions.length))
+  const producer = kafka.producer()
+  await producer.connect()
+  await producer.send({ topic: 'js-topic', messages: Array.from({ length: 6 }, (_, i) => ({ key: 'k' + i, value: 'v' + i, partition: 0 })) })
+  await producer.disconnect()
+  await attempt('deleteRecords', () => admin.deleteTopicRecords({ topic: 'js-topic', partitions: [{ partition: 0, offset: '4' }] })
+    .then(() => admin.fetchTopicOffsets('js-topic'))
+    .then((offs) => offs.find((o) => o.partition === 0)))
+  await attempt('cluster', () => admin.describeCluster().then((c) => ({ brokers: c.brokers.length, controller: c.controller })))
+  await attempt('delete', () => admin.deleteTopics({ topics: ['js-topic'] }).then(() => admin.listTopics()))
+  await admin.disconnect()
+  process.stdout.write(JSON.stringify(out))
+})().catch((e) => { process.stderr.write(String(e.stack || e)); process.exit(1) })
+"""
+
+
+def test_kafkajs_admin(admin_broker, tmp_path: Path) -> None:
+    import json
+    import os
+    import shutil
+    import subprocess
+
+    modules = Path(__file__).parent / "js" / "node_modules"
+    if shutil.which("node") is None or not (modules / "kafkajs").is_dir():
+        pytest.skip("node or tests/js/node_modules/kafkajs missing (scripts/test.sh installs them)")
+    script = tmp_path / "admin.js"
+    script.write_text(KAFKAJS_ADMIN)
+    proc = subprocess.run(
+        ["node", str(script), admin_broker.bootstrap],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, NODE_PATH=str(modules)),
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["create"] is True
+    assert out["createAgain"] is False or out["createAgain"] == {"error": "TOPIC_ALREADY_EXISTS"}
+    assert out["createBad"] == {"error": "INVALID_CONFIG"}
+    assert out["describe"] == {
+        "retention.ms": ["7000", False],
+        "segment.bytes": ["1073741824", True],
+    }
+    assert out["alter"] is True
+    # AlterConfigs replaces the override set: retention.ms falls back to the default
+    assert out["describeAfter"] == {
+        "retention.ms": ["604800000", True],
+        "segment.bytes": ["4096", False],
+    }
+    assert out["grow"] is True and out["meta"] == 3
+    assert out["deleteRecords"] == {"partition": 0, "offset": "6", "high": "6", "low": "4"}
+    assert out["cluster"] == {"brokers": 1, "controller": 0}
+    assert "js-topic" not in out["delete"]
