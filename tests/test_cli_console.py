@@ -3,6 +3,7 @@ trips against a live broker, cross-checked with confluent-kafka and kcat."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import time
@@ -14,7 +15,7 @@ from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from support import BrokerProcess, free_port
 
 from broker.cli import cli
-from broker.tools.console import compile_format, parse_time
+from broker.tools.console import compile_format, parse_time, render_json
 
 
 def fastlog(
@@ -105,6 +106,21 @@ def test_format_tokens() -> None:
         render(_msg(key=None, value=None, headers=None)) == b"t|2|41|||1714564800000||-1|-1|%\t\n"
     )
     assert compile_format("%s\\n")(_msg(value=b"\xff\x00")) == b"\xff\x00\n"
+
+
+def test_json_output() -> None:
+    line = render_json(_msg(value=b"caf\xc3\xa9 \xff"))
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    assert json.loads(line) == {
+        "topic": "t",
+        "partition": 2,
+        "offset": 41,
+        "timestamp": 1714564800000,
+        "key": "k1",
+        "value": "caf\u00e9 \\xff",
+        "headers": [["a", "1"], ["b", "2"]],
+    }
+    assert json.loads(render_json(_msg(key=None, headers=None)))["key"] is None
 
 
 def test_parse_time() -> None:
@@ -257,6 +273,17 @@ def test_consume_formats_and_exit(broker: BrokerProcess, topic: str) -> None:
         f"1 {i} k{i}=v{i} {1_700_000_000_000 + i} h={i}" for i in range(5)
     ]
     assert proc.stderr == b""
+    proc = fastlog("consume", topic, "-b", broker.bootstrap, "--from-beginning", "--exit", "--json")
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert rows[4] == {
+        "topic": topic,
+        "partition": 1,
+        "offset": 4,
+        "timestamp": 1_700_000_000_004,
+        "key": "k4",
+        "value": "v4",
+        "headers": [["h", "4"]],
+    }
 
 
 def test_consume_offsets_time_and_max(broker: BrokerProcess, topic: str) -> None:

@@ -9,6 +9,7 @@ Both commands are built on confluent-kafka (librdkafka); there is no hand-writte
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -478,6 +479,7 @@ Examples:
   fastlog consume events --from-time 2024-05-01T12:00:00Z --max 100
   fastlog consume events --group billing                    # join a consumer group, commit offsets
   fastlog consume events -F '%p:%o %k=%s headers=%h ts=%T\\n'
+  fastlog consume events --from-beginning --exit --json    # one JSON object per record
 
 \b
 --format tokens (as kcat's -f):
@@ -524,6 +526,13 @@ committed offsets take precedence over --from-beginning (as in Kafka's console c
     help="Output format (see tokens above).",
 )
 @click.option(
+    "-J",
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON object per record (topic, partition, offset, timestamp, key, value, headers).",
+)
+@click.option(
     "-c", "--max", "max_records", type=click.IntRange(min=1), help="Stop after N records."
 )
 @click.option(
@@ -557,6 +566,7 @@ def consume(
     group: str | None,
     partition: int | None,
     fmt: str,
+    as_json: bool,
     max_records: int | None,
     exit_at_end: bool,
     timeout: float,
@@ -578,7 +588,7 @@ def consume(
             "--partition cannot be combined with --group (the group assigns partitions)"
         )
     start_ts = parse_time(from_time) if from_time else None
-    render = compile_format(fmt)
+    render = render_json if as_json else compile_format(fmt)
     props = parse_properties(properties)
 
     errors = ErrorLog()
@@ -728,6 +738,24 @@ _FIELDS: dict[str, Callable[[Message], bytes]] = {
     "S": lambda m: str(len(m.value()) if m.value() is not None else -1).encode(),
 }
 _ESCAPES = {"n": b"\n", "t": b"\t", "r": b"\r", "\\": b"\\", "0": b"\0"}
+
+
+def _json_text(data: bytes | None) -> str | None:
+    return None if data is None else data.decode("utf-8", errors="backslashreplace")
+
+
+def render_json(msg: Message) -> bytes:
+    """A record as one JSON line (kcat -J's fields; bytes shown as UTF-8, others escaped)."""
+    obj = {
+        "topic": msg.topic(),
+        "partition": msg.partition(),
+        "offset": msg.offset(),
+        "timestamp": msg.timestamp()[1],
+        "key": _json_text(msg.key()),
+        "value": _json_text(msg.value()),
+        "headers": [[k, _json_text(v)] for k, v in (msg.headers() or [])],
+    }
+    return json.dumps(obj, ensure_ascii=False).encode() + b"\n"
 
 
 def compile_format(fmt: str) -> Callable[[Message], bytes]:
