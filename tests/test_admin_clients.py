@@ -616,3 +616,45 @@ def test_kafkajs_admin(admin_broker, tmp_path: Path) -> None:
     assert out["deleteRecords"] == {"partition": 0, "offset": "6", "high": "6", "low": "4"}
     assert out["cluster"] == {"brokers": 1, "controller": 0}
     assert "js-topic" not in out["delete"]
+
+
+# ------------------------------------------------------------------ across restarts
+
+
+def test_configs_and_deleted_records_survive_restart(make_broker) -> None:
+    b = make_broker({"log.retention.check.interval.ms": "300"})
+    a = admin(b.bootstrap)
+    a.create_topics([NewTopic("keep", 1, 1, config={"segment.bytes": "1024"})])["keep"].result(10)
+    produce(b.bootstrap, "keep", 30, size=200)
+    tp = TopicPartition("keep", 0, 12)
+    assert a.delete_records([tp])[tp].result(10).low_watermark == 12
+    res = ConfigResource(
+        ResourceType.TOPIC,
+        "keep",
+        incremental_configs=[
+            ConfigEntry("retention.ms", "86400000", incremental_operation=AlterConfigOpType.SET)
+        ],
+    )
+    a.incremental_alter_configs([res])[res].result(10)
+    before = segments(b.data_dir, "keep")
+
+    b.restart()
+    a = admin(b.bootstrap)
+    plain = ConfigResource(ResourceType.TOPIC, "keep")
+    configs = a.describe_configs([plain])[plain].result(10)
+    assert configs["segment.bytes"].value == "1024"
+    assert configs["retention.ms"].value == "86400000"
+    assert offsets(a, "keep") == (12, 30)
+    produce(b.bootstrap, "keep", 10, size=200)  # the reopened log still rolls at 1 KiB
+    assert len(segments(b.data_dir, "keep")) > len(before)
+
+
+def test_recreated_topic_starts_empty(admin_broker) -> None:
+    a = admin(admin_broker.bootstrap)
+    a.create_topics([NewTopic("again", 1, 1)])["again"].result(10)
+    produce(admin_broker.bootstrap, "again", 5)
+    assert offsets(a, "again") == (0, 5)
+    a.delete_topics(["again"])["again"].result(10)
+    a.create_topics([NewTopic("again", 2, 1)])["again"].result(10)
+    assert offsets(a, "again") == (0, 0)
+    assert len(a.list_topics(timeout=10).topics["again"].partitions) == 2
