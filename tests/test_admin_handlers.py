@@ -168,20 +168,22 @@ async def test_create_topics_validate_only_and_collision(broker: Any) -> None:
 async def test_delete_topics_every_version(broker: Any, version: int) -> None:
     broker.metadata.create_topic("gone", 1, 1)
     broker.metadata.create_topic("__consumer_offsets", 1, 1, is_internal=True)
+    broker.metadata.create_topic("__mine", 1, 1)
     if version == 0:
         req = LEGACY[(20, 0)][0](
-            topic_names=("gone", "missing", "__consumer_offsets"), timeout=TIMEOUT
+            topic_names=("gone", "missing", "__consumer_offsets", "__mine"), timeout=TIMEOUT
         )
     else:
         m = request_cls("delete_topics", 20, version)
         req = m.DeleteTopicsRequest(
-            topic_names=("gone", "missing", "__consumer_offsets"), timeout=TIMEOUT
+            topic_names=("gone", "missing", "__consumer_offsets", "__mine"), timeout=TIMEOUT
         )
     r = await call(broker, delete_topics, version, req)
     assert {t.name: t.error_code for t in r.responses} == {
         "gone": ErrorCode.none,
         "missing": ErrorCode.unknown_topic_or_partition,
         "__consumer_offsets": ErrorCode.invalid_request,
+        "__mine": ErrorCode.none,
     }
     assert broker.metadata.topic("gone") is None
 

@@ -33,7 +33,8 @@ def _delete(ctx: Any, name: str) -> ErrorCode:
         return ErrorCode.unknown_topic_or_partition
     if not ctx.broker.config.get("delete.topic.enable"):
         return ErrorCode.topic_deletion_disabled
-    if name in topic_config.INTERNAL_TOPICS or getattr(info, "is_internal", False):
+    # Only Kafka's internal topics: a user topic may start with "__" and stays deletable.
+    if name in topic_config.INTERNAL_TOPICS:
         log.warning("refused to delete internal topic %s (client %s)", name, ctx.client_id)
         return ErrorCode.invalid_request
     try:
