@@ -437,3 +437,34 @@ def test_help_has_examples() -> None:
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == 0
         assert "Examples:" in result.output and "fastlog log " in result.output
+
+
+def test_producer_snapshot(tmp_path: Path) -> None:
+    from broker.producer_state import ProducerStateManager
+
+    d = tmp_path / "orders-0"
+    _write_segment(
+        d,
+        [_core.build_batch(_records(3), producer_id=7, producer_epoch=1, base_sequence=0)],
+        base=0,
+    )
+    state = ProducerStateManager(d)
+    state.update(7, 1, 0, 2, 0, 2, 1_700_000_000_002)
+    state.update(9, 0, 10, 14, 3, 7, 1_700_000_000_009)
+    snap = state.take_snapshot(8)
+    assert snap is not None and snap.exists()
+    code, out, _ = run("dump", str(snap))
+    assert code == 0, out
+    lines = [ln for ln in out.splitlines() if ln.startswith("producerId:")]
+    assert lines == [
+        "producerId: 7 producerEpoch: 1 coordinatorEpoch: -1 currentTxnFirstOffset: -1 firstSequence: 0 lastSequence: 2 lastOffset: 2 offsetDelta: 2 timestamp: 1700000000002",
+        "producerId: 9 producerEpoch: 0 coordinatorEpoch: -1 currentTxnFirstOffset: -1 firstSequence: 10 lastSequence: 14 lastOffset: 7 offsetDelta: 4 timestamp: 1700000000009",
+    ]
+    code, out, _ = run("verify", str(d))
+    assert code == 0 and out.strip() == "OK: 4 file(s) verified, no damage found"
+    data = bytearray(snap.read_bytes())
+    data[-1] ^= 0xFF
+    snap.write_bytes(bytes(data))
+    code, out, err = run("verify", str(d))
+    assert code == 1
+    assert f"DAMAGE {snap}: producer snapshot cannot be read: snapshot CRC mismatch" in out

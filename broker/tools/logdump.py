@@ -33,7 +33,7 @@ _HEADER = struct.Struct(">qiiBIhiqqqhii")  # the 61-byte v2 batch header (see _c
 _INDEX_ENTRY = struct.Struct(">ii")
 _TIME_ENTRY = struct.Struct(">qi")
 _CODECS = {0: "none", 1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
-_SUFFIXES = (".log", ".index", ".timeindex")
+_SUFFIXES = (".log", ".index", ".timeindex", ".snapshot")
 
 
 @dataclass(slots=True)
@@ -547,8 +547,33 @@ class Dumper:
             self.dump_log(path)
         elif suffix in (".index", ".timeindex"):
             self.dump_index(path)
+        elif suffix == ".snapshot":
+            self.dump_snapshot(path)
         else:
-            raise ToolError(f"{path}: not a segment file (expected .log, .index or .timeindex)")
+            raise ToolError(
+                f"{path}: not a segment file (expected .log, .index, .timeindex or .snapshot)"
+            )
+
+    def dump_snapshot(self, path: Path) -> None:
+        """A producer state snapshot (broker/producer_state.py: Kafka's v1 layout)."""
+        from broker.producer_state import ProducerStateManager, SnapshotError
+
+        if self.opts.verify_index_only:
+            return
+        self.emit(f"Dumping {path}")
+        try:
+            entries = ProducerStateManager.decode(path.read_bytes())
+        except SnapshotError as exc:
+            self.report([Problem(path, None, f"producer snapshot cannot be read: {exc}")])
+            return
+        for pid, epoch, last_seq, last_offset, delta, ts, coord_epoch, txn_first in entries:
+            self.emit(
+                f"producerId: {pid} producerEpoch: {epoch} coordinatorEpoch: {coord_epoch} "
+                f"currentTxnFirstOffset: {txn_first} firstSequence: {last_seq - delta} "
+                f"lastSequence: {last_seq} lastOffset: {last_offset} offsetDelta: {delta} "
+                f"timestamp: {ts}"
+            )
+        self.emit(f"Snapshot entries: {len(entries)}")
 
     def dump_log(self, path: Path) -> None:
         scan = self.scan(path)
@@ -655,7 +680,7 @@ def expand_paths(paths: tuple[str, ...]) -> Iterator[Path]:
                 raise ToolError(
                     f"{path}: no segment files (.log, .index, .timeindex) in this directory"
                 )
-            order = {".log": 0, ".index": 1, ".timeindex": 2}
+            order = {".log": 0, ".index": 1, ".timeindex": 2, ".snapshot": 3}
             yield from sorted(files, key=lambda p: (segment_base_offset(p), order[p.suffix]))
         else:
             yield path
