@@ -468,3 +468,18 @@ def test_producer_snapshot(tmp_path: Path) -> None:
     code, out, err = run("verify", str(d))
     assert code == 1
     assert f"DAMAGE {snap}: producer snapshot cannot be read: snapshot CRC mismatch" in out
+
+
+def test_whole_log_dir(tmp_path: Path) -> None:
+    _write_segment(tmp_path / "a-0", [_core.build_batch(_records(2))], base=0)
+    _write_segment(tmp_path / "a-1", [_core.build_batch(_records(3))], base=0)
+    (tmp_path / "meta.properties").write_text("version=1\n")
+    (tmp_path / "empty-0").mkdir()
+    code, out, _ = run("verify", str(tmp_path))
+    assert code == 0 and out.strip() == "OK: 6 file(s) verified, no damage found"
+    code, out, _ = run("dump", str(tmp_path))
+    assert [
+        Path(ln.split()[1]).parent.name for ln in out.splitlines() if ln.startswith("Dumping ")
+    ] == ["a-0"] * 3 + ["a-1"] * 3
+    code, _, err = run("dump", str(tmp_path / "empty-0"))
+    assert code == 1 and "no segment files" in err

@@ -666,24 +666,34 @@ def _record_line(b: Batch, rec: tuple, print_data: bool, offsets_decoder: bool =
     return line
 
 
+def _segment_files(directory: Path) -> list[Path]:
+    files = [
+        p
+        for p in directory.iterdir()
+        if p.suffix in _SUFFIXES and segment_base_offset(p) is not None
+    ]
+    order = {".log": 0, ".index": 1, ".timeindex": 2, ".snapshot": 3}
+    return sorted(files, key=lambda p: (segment_base_offset(p), order[p.suffix]))
+
+
 def expand_paths(paths: tuple[str, ...]) -> Iterator[Path]:
-    """Files as given; a directory stands for its segment files, in offset order."""
+    """Files as given; a partition directory stands for its segment files in offset order,
+    and a log directory (partition directories inside) for all of them."""
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
-            files = sorted(
-                p
-                for p in path.iterdir()
-                if p.suffix in _SUFFIXES and segment_base_offset(p) is not None
-            )
-            if not files:
-                raise ToolError(
-                    f"{path}: no segment files (.log, .index, .timeindex) in this directory"
-                )
-            order = {".log": 0, ".index": 1, ".timeindex": 2, ".snapshot": 3}
-            yield from sorted(files, key=lambda p: (segment_base_offset(p), order[p.suffix]))
-        else:
+        if not path.is_dir():
             yield path
+            continue
+        files = _segment_files(path)
+        if not files:
+            for sub in sorted(p for p in path.iterdir() if p.is_dir()):
+                files += _segment_files(sub)
+        if not files:
+            raise ToolError(
+                f"{path}: no segment files (.log, .index, .timeindex, .snapshot) here or in "
+                "its partition directories"
+            )
+        yield from files
 
 
 def _run(paths: tuple[str, ...], opts: DumpOptions) -> None:
