@@ -167,10 +167,11 @@ def test_leftover_cleaner_files_removed(tmp_path: Path):
     (tmp_path / f"{0:020d}.log.cleaned").write_bytes(b"junk")
     (tmp_path / f"{0:020d}.index.cleaned").write_bytes(b"junk")
     (tmp_path / f"{999:020d}.index").write_bytes(b"")  # index without a segment
+    (tmp_path / f"{0:020d}.timeindex.swap").write_bytes(b"")  # swap index without its log
     with Log(tmp_path):
         pass
     names = {p.name for p in tmp_path.iterdir()}
-    assert not any(n.endswith(".cleaned") for n in names)
+    assert not any(n.endswith((".cleaned", ".swap")) for n in names)
     assert f"{999:020d}.index" not in names
 
 

@@ -179,6 +179,7 @@ class Log:
         )
         segments: list[LogSegment] = []
         self._segments = segments  # so a failure below closes what was opened
+        changed = False
         for i, base in enumerate(bases):
             name = segment_name(base)
             missing = [
@@ -202,6 +203,7 @@ class Log:
                     problem = seg.time_index.sanity_check(seg.next_offset)
             if problem or unflushed:
                 if problem:
+                    changed = True
                     logger.warning("%s: index %s; rebuilding it", seg.log.path, problem)
                 if seg.recover():
                     # everything after a torn/corrupt batch is unreachable: drop it
@@ -212,9 +214,11 @@ class Log:
                         )
                         stale.delete()
                         stale.log.close()
+                        changed = True
                     break
         if not segments:
             segments.append(LogSegment(self.dir, start_ckpt, self.config))
+            changed = True
         self._rebuild_bases()
         active = segments[-1]
         active.make_active()
@@ -225,10 +229,12 @@ class Log:
         self._last_flush_ms = now_ms()
         self._last_checkpoint_ms = 0
         self._dir_dirty = False
+        self._checkpointed = (recovery_ckpt, start_ckpt)
         if clean:
             # from here on the directory may change: a crash must not look clean
             os.unlink(self.dir / CLEAN_SHUTDOWN_FILE)
-        fsync_dir(self.dir)
+        if clean or changed:
+            fsync_dir(self.dir)
 
     def _remove_leftovers(self) -> None:
         """Delete half-written cleaner output, files marked deleted and temp checkpoints."""
@@ -237,12 +243,13 @@ class Log:
                 p.unlink()
             else:
                 m = _SEGMENT_FILE.fullmatch(p.name)
-                if m and m.group(2) != "log" and not m.group(3):
-                    if (
-                        not (self.dir / f"{m.group(1)}.log").exists()
-                        and not (self.dir / f"{m.group(1)}.log{SWAP_SUFFIX}").exists()
+                if m and m.group(2) != "log":
+                    has_log = (self.dir / f"{m.group(1)}.log").exists()
+                    has_swap = (self.dir / f"{m.group(1)}.log{SWAP_SUFFIX}").exists()
+                    if (not m.group(3) and not has_log and not has_swap) or (
+                        m.group(3) == SWAP_SUFFIX and not has_swap
                     ):
-                        p.unlink()  # an index without its segment
+                        p.unlink()  # an index without its segment (or its swap)
 
     def _complete_swaps(self) -> None:
         """Finish a compaction interrupted after its output was renamed to .swap (Kafka does
@@ -533,8 +540,17 @@ class Log:
             self._last_checkpoint_ms = now
 
     def _write_checkpoints(self) -> None:
-        self._checkpoint(RECOVERY_POINT_CHECKPOINT).write({self._tp: self._recovery_point})
+        rp, start = self._recovery_point, self._log_start_offset
+        if self._checkpointed[0] != rp:
+            self._checkpoint(RECOVERY_POINT_CHECKPOINT).write({self._tp: rp})
+        if self._checkpointed[1] != start:
+            self._checkpoint(LOG_START_OFFSET_CHECKPOINT).write({self._tp: start})
+        self._checkpointed = (rp, start)
+
+    def _write_log_start_checkpoint(self) -> None:
+        # written at once: DeleteRecords must survive a crash
         self._checkpoint(LOG_START_OFFSET_CHECKPOINT).write({self._tp: self._log_start_offset})
+        self._checkpointed = (self._checkpointed[0], self._log_start_offset)
 
     # ================================================================== reading
 
@@ -727,7 +743,7 @@ class Log:
                 )
             if offset > self._log_start_offset:
                 self._log_start_offset = offset
-                self._checkpoint(LOG_START_OFFSET_CHECKPOINT).write({self._tp: offset})
+                self._write_log_start_checkpoint()
                 self._delete_segments(self._log_start_breached())
             return self._log_start_offset
 
@@ -794,7 +810,7 @@ class Log:
         new_start = max(self._log_start_offset, self._segments[0].base_offset)
         if new_start != self._log_start_offset:
             self._log_start_offset = new_start
-            self._checkpoint(LOG_START_OFFSET_CHECKPOINT).write({self._tp: new_start})
+            self._write_log_start_checkpoint()
         return len(doomed)
 
     def truncate_to(self, offset: int) -> None:
@@ -893,11 +909,9 @@ class Log:
             try:
                 active = self._segments[-1]
                 active.on_become_inactive()
-                self._unflushed = max(self._unflushed, 1)
                 self._flush_locked(self._end, checkpoint=True)
-                marker = self.dir / CLEAN_SHUTDOWN_FILE
-                marker.touch()
-                fsync_dir(self.dir)
+                # no directory fsync for the marker: losing it only costs a recovery
+                (self.dir / CLEAN_SHUTDOWN_FILE).touch()
             finally:
                 for seg in self._segments:
                     seg.close()
