@@ -126,7 +126,13 @@ class KafkaConnection(asyncio.Protocol):
             end = pos + 4 + size
             if end > n:
                 break
-            self._dispatch(bytes(buf[pos + 4 : end]))
+            try:
+                self._dispatch(bytes(buf[pos + 4 : end]))
+            except Exception:  # a bug here must cost this connection only
+                log.exception("closing %s: cannot dispatch a request", self.peer)
+                self._buf = bytearray()
+                self.abort()
+                return
             pos = end
             if self._closed:
                 return

@@ -22,7 +22,6 @@ from kio.schema.errors import ErrorCode
 from kio.schema.request_header.v1.header import RequestHeader as RequestHeaderV1
 from kio.schema.request_header.v2.header import RequestHeader as RequestHeaderV2
 from kio.serial import entity_reader, entity_writer
-from kio.serial.errors import SerialError
 
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
@@ -65,13 +64,24 @@ def _error_code(code: int) -> ErrorCode:
         return ErrorCode.unknown_server_error
 
 
+def _extra_schemas() -> dict[tuple[int, int], tuple[type, type]]:
+    """Schemas kio no longer ships (old admin versions, broker/handlers/_legacy_schemas.py:
+    ``LEGACY[(api_key, version)] = (request class, response class)``)."""
+    try:
+        from broker.handlers._legacy_schemas import LEGACY
+    except ImportError:
+        return {}
+    return LEGACY
+
+
 @cache
 def request_schema(api_key: int, api_version: int) -> Any | None:
-    """kio request class for (api_key, version), or None if kio does not know it."""
+    """Request class for (api_key, version) from kio (or the legacy table), else None."""
     try:
         return load_request_schema(api_key, api_version)
     except (KioIndexError, ImportError, AttributeError, ValueError):
-        return _legacy_schema(api_key, api_version, 0)
+        extra = _extra_schemas().get((api_key, api_version))
+        return extra[0] if extra else None
 
 
 @cache
@@ -81,16 +91,8 @@ def response_schema(api_key: int, api_version: int) -> Any | None:
     try:
         return load_response_schema(api_key, api_version)
     except (KioIndexError, ImportError, AttributeError, ValueError):
-        return _legacy_schema(api_key, api_version, 1)
-
-
-def _legacy_schema(api_key: int, api_version: int, which: int) -> Any | None:
-    """Versions kio no longer ships (CreateTopics 0-1, DeleteTopics 0, DescribeConfigs 0),
-    defined in broker/handlers/_legacy_schemas.py."""
-    from broker.handlers._legacy_schemas import LEGACY
-
-    pair = LEGACY.get((api_key, api_version))
-    return None if pair is None else pair[which]
+        extra = _extra_schemas().get((api_key, api_version))
+        return extra[1] if extra else None
 
 
 @cache
@@ -116,7 +118,7 @@ def parse_request_header(frame: bytes | bytearray | memoryview) -> RequestHeader
     flexible = schema is not None and schema.__header_schema__ is RequestHeaderV2
     try:
         header, size = _reader(RequestHeaderV2 if flexible else RequestHeaderV1)(frame, 0)
-    except (SerialError, ValueError, UnicodeDecodeError) as exc:
+    except Exception as exc:  # kio raises SerialError, ValueError, KeyError (unknown tag)...
         if schema is None:
             # An unknown version might use a header layout we cannot read; the fixed part
             # is enough to answer.
@@ -132,7 +134,7 @@ def decode_request(header: RequestHeader, frame: bytes | bytearray | memoryview)
         raise ProtocolError(f"no schema for api {header.api_key} v{header.api_version}")
     try:
         request, _ = _reader(schema)(frame, header.body_offset)
-    except (SerialError, ValueError, TypeError, UnicodeDecodeError, OverflowError) as exc:
+    except Exception as exc:  # kio raises SerialError, ValueError, KeyError (unknown tag)...
         raise ProtocolError(
             f"malformed {schema.__name__} v{header.api_version}: {type(exc).__name__}: {exc}"
         ) from None
