@@ -215,6 +215,12 @@ class BrokerConfig:
             raise ConfigError("message.max.bytes must be positive")
         if self.get("log.message.timestamp.type") not in ("CreateTime", "LogAppendTime"):
             raise ConfigError("log.message.timestamp.type must be CreateTime or LogAppendTime")
+        from broker.topic_config import InvalidConfig, check_broker_config
+
+        try:  # the log.* defaults every topic inherits (broker/topic_config.py)
+            check_broker_config(self)
+        except InvalidConfig as exc:
+            raise ConfigError(str(exc)) from None
 
     # -- access ------------------------------------------------------------------------
     def get(self, name: str, default: Any = None) -> Any:

@@ -698,3 +698,15 @@ def apply_incremental(
                 raise _fail(name, ",".join(merged) or '""', "Empty list")
             new[name] = format_value(name, parse_value(name, ",".join(merged)))
     return new
+
+
+def check_broker_config(broker_config: Any) -> None:
+    """Refuse broker log.* settings that no topic could use (raises InvalidConfig).
+
+    Called when the broker's configuration is loaded, so a bad value stops the broker at
+    start with one clear line instead of failing later when a log is opened.
+    """
+    effective_values: dict[str, Any] = {}
+    for name in TOPIC_CONFIGS:
+        effective_values[name] = resolve(name, {}, broker_config).typed
+    _check_storage(effective_values)

@@ -165,3 +165,24 @@ def test_legal_topic_names() -> None:
     for name in ("a", "a" * 249, "my.topic_1-x", "__consumer_offsets", "..."):
         tc.validate_topic_name(name)
     assert tc.collision_key("a.b") == tc.collision_key("a_b")
+
+
+def test_check_broker_config_refuses_unusable_log_settings() -> None:
+    tc.check_broker_config({})
+    tc.check_broker_config({"log.retention.hours": "1", "log.segment.bytes": "1024"})
+    for bad, word in [
+        ({"log.segment.bytes": "5"}, "at least 14"),
+        ({"log.cleanup.policy": "banana"}, "cleanup.policy"),
+        ({"log.retention.minutes": "soon"}, "log.retention.minutes"),
+        ({"log.cleaner.min.cleanable.ratio": "3"}, "no more than 1"),
+    ]:
+        with pytest.raises(InvalidConfig, match=word):
+            tc.check_broker_config(bad)
+
+
+def test_broker_config_load_refuses_bad_log_settings() -> None:
+    from broker.config import BrokerConfig, ConfigError
+
+    with pytest.raises(ConfigError, match="log.segment.bytes"):
+        BrokerConfig({"log.segment.bytes": "5"})
+    assert BrokerConfig({"log.retention.ms": "1000"}).get("log.retention.ms") == 1000
