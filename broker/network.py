@@ -298,7 +298,10 @@ class KafkaConnection(asyncio.Protocol):
                 raise ConnectionResetError("connection closed")
             t.set_write_buffer_limits(high=0, low=0)  # pause_writing now, resume at empty
             try:
-                await self._writable.wait()
+                if self._writable.is_set():
+                    await asyncio.sleep(0.001)  # no pause came: poll rather than spin
+                else:
+                    await self._writable.wait()
             finally:
                 if not self._closed:
                     t.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_LOW_WATER)

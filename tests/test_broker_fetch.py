@@ -232,3 +232,29 @@ def test_list_offsets_errors(client: RawClient) -> None:
     produce(client, "lo-e", [b"a"])
     (t,) = client.call(list_offsets_request(5, "lo-e", -1, partition=9)).topics
     assert t.partitions[0].error_code.value == 3
+
+
+def test_slow_reader_pipelined_big_fetches(broker) -> None:
+    """Responses bigger than the socket buffers to a client that does not read for a while:
+    the sendfile path waits for writability (EAGAIN) without blocking other clients, and
+    the pipelined responses arrive whole and in order."""
+    c = RawClient(broker.bootstrap)
+    values = [bytes([i % 251]) * 100_000 for i in range(40)]  # ~4 MB
+    for i in range(0, 40, 4):
+        produce(c, "slow-reader", values[i : i + 4])
+    ids = [
+        c.send(fetch_request(12, "slow-reader", 0, 0, partition_max_bytes=8 << 20))
+        for _ in range(3)
+    ]
+    ids.append(c.send(request(18, 0)))
+    other = RawClient(broker.bootstrap)
+    time.sleep(1.0)  # the broker's sends hit a full socket buffer meanwhile
+    assert other.call(request(18, 0)).error_code.value == 0  # others are still served
+    other.close()
+    for cid in ids[:3]:
+        got, r = decode_response(c.read_frame(), 1, 12)
+        assert got == cid
+        recs = _core.iter_records(r.responses[0].partitions[0].records, 0)
+        assert [v for _o, _t, _k, v, _h in recs] == values
+    assert decode_response(c.read_frame(), 18, 0)[0] == ids[3]
+    c.close()
