@@ -70,7 +70,8 @@ def test_create_list_describe_alter_grow_delete(broker) -> None:
     produce(b, "cli-orders", 5, partition=1)
     text = run("describe", "cli-orders", bootstrap=b).stdout
     lines = text.splitlines()
-    assert lines[0].startswith("Topic: cli-orders\tPartitionCount: 2\tReplicationFactor: 1")
+    assert lines[0].startswith("Topic: cli-orders\tTopicId: ")
+    assert "\tPartitionCount: 2\tReplicationFactor: 1\t" in lines[0]
     assert "retention.ms=3600000" in lines[0] and "segment.bytes=1048576" in lines[0]
     assert "Partition: 0\tLeader: 0\tReplicas: 0\tIsr: 0\tStartOffset: 0\tEndOffset: 0" in lines[1]
     assert "Partition: 1\tLeader: 0\tReplicas: 0\tIsr: 0\tStartOffset: 0\tEndOffset: 5" in lines[2]
@@ -90,6 +91,7 @@ def test_create_list_describe_alter_grow_delete(broker) -> None:
     assert desc["configs"]["cleanup.policy"] == {"value": "compact", "source": "topic"}
     assert desc["configs"]["retention.ms"] == {"value": "604800000", "source": "default"}
     assert desc["partitions"][1]["end_offset"] == 5
+    assert len(desc["topic_id"]) == 22 and "/" not in desc["topic_id"]
 
     out = run("add-partitions", "cli-orders", "4", bootstrap=b)
     assert "from 2 to 4 partitions" in out.stdout

@@ -341,6 +341,27 @@ def _source_word(entry: Any) -> str:
     return _SOURCE_WORDS.get(name, name.lower())
 
 
+def _topic_ids(admin: Admin, names: list[str]) -> dict[str, str]:
+    """Topic ids (Kafka's base64 form) where the broker reports them; {} otherwise."""
+    from confluent_kafka import KafkaException, TopicCollection
+
+    try:
+        futures = admin.client.describe_topics(
+            TopicCollection(names), request_timeout=admin.timeout
+        )
+    except (KafkaException, TypeError, ValueError):
+        return {}
+    out = {}
+    for name, fut in futures.items():
+        try:
+            # librdkafka prints standard base64; Kafka's tools print the URL-safe form
+            raw = str(fut.result(timeout=admin.timeout + 5).topic_id)
+            out[name] = raw.replace("+", "-").replace("/", "_")
+        except (KafkaException, TimeoutError):
+            pass
+    return out
+
+
 def _describe_one(admin: Admin, topic: str, all_configs: bool) -> dict[str, Any]:
     meta = admin.topic(topic)
     if meta.error is not None:
@@ -370,6 +391,7 @@ def _describe_one(admin: Admin, topic: str, all_configs: bool) -> dict[str, Any]
     rf = len(meta.partitions[min(meta.partitions)].replicas) if meta.partitions else 0
     return {
         "topic": topic,
+        "topic_id": None,
         "partition_count": len(meta.partitions),
         "replication_factor": rf,
         "configs": configs,
@@ -388,8 +410,9 @@ def _print_description(d: dict[str, Any], all_configs: bool) -> None:
     else:
         configs = ""
         head_configs = ",".join(f"{k}={v['value']}" for k, v in d["configs"].items())
+    topic_id = f"TopicId: {d['topic_id']}\t" if d["topic_id"] else ""
     click.echo(
-        f"Topic: {d['topic']}\tPartitionCount: {d['partition_count']}\t"
+        f"Topic: {d['topic']}\t{topic_id}PartitionCount: {d['partition_count']}\t"
         f"ReplicationFactor: {d['replication_factor']}\tConfigs: {head_configs}"
     )
     if configs:
@@ -436,6 +459,9 @@ def describe(
     for name in names:
         admin.topic(name)  # unknown topics fail before any output
     described = [_describe_one(admin, name, all_configs) for name in names]
+    ids = _topic_ids(admin, names)
+    for d in described:
+        d["topic_id"] = ids.get(d["topic"])
     if as_json:
         click.echo(json.dumps(described, indent=2))
         return
