@@ -410,6 +410,8 @@ def _fail(name: str, value: object, why: str) -> InvalidConfig:
 
 def _parse_int(d: TopicConfigDef, raw: str, lo: int, hi: int, tname: str) -> int:
     try:
+        if "_" in raw:  # Python reads 1_000 as a number; Kafka (Long.parseLong) does not
+            raise ValueError(raw)
         v = int(raw.strip())
     except ValueError:
         raise _fail(d.name, raw, f"Not a number of type {tname}") from None
@@ -432,6 +434,8 @@ def parse_value(name: str, raw: str | None) -> Any:
         value = _parse_int(d, raw, -(2**31), INT_MAX, "INT")
     elif d.type is ConfigType.DOUBLE:
         try:
+            if "_" in raw:
+                raise ValueError(raw)
             value = float(raw.strip())
         except ValueError:
             raise _fail(name, raw, "Not a number of type DOUBLE") from None

@@ -33,6 +33,8 @@ def test_kafka_defaults_without_broker_config() -> None:
     [
         ("retention.ms", "abc", "Not a number of type LONG"),
         ("retention.ms", "-2", "Value must be at least -1"),
+        ("retention.ms", "1_000", "Not a number of type LONG"),
+        ("min.cleanable.dirty.ratio", "0_5", "Not a number of type DOUBLE"),
         ("segment.bytes", "13", "Value must be at least 14"),
         ("segment.bytes", str(2**31), "Not a number of type INT"),
         ("cleanup.policy", "compact,banana", "String must be one of: compact, delete"),
@@ -186,3 +188,47 @@ def test_broker_config_load_refuses_bad_log_settings() -> None:
     with pytest.raises(ConfigError, match="log.segment.bytes"):
         BrokerConfig({"log.segment.bytes": "5"})
     assert BrokerConfig({"log.retention.ms": "1000"}).get("log.retention.ms") == 1000
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_names = st.sampled_from([*tc.TOPIC_CONFIGS, "bogus", ""])
+_values = st.one_of(
+    st.none(),
+    st.text(max_size=30),
+    st.integers(min_value=-(2**70), max_value=2**70).map(str),
+    st.floats(allow_nan=True).map(str),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_names, _values, max_size=6))
+def test_normalize_only_raises_invalid_config(configs: dict) -> None:
+    try:
+        out = tc.normalize(configs)
+    except InvalidConfig:
+        return
+    # what is accepted round-trips and gives Log keyword arguments
+    assert tc.normalize(out) == out
+    tc.log_kwargs(out)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_names, st.integers(-1, 5), _values), max_size=5))
+def test_incremental_only_raises_clear_errors(ops: list) -> None:
+    try:
+        out = tc.apply_incremental({"cleanup.policy": "delete"}, ops)
+    except (InvalidConfig, ValueError):
+        return
+    assert tc.normalize(out) == out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300))
+def test_topic_name_rules_never_crash(name: str) -> None:
+    try:
+        tc.validate_topic_name(name)
+    except InvalidTopicName:
+        return
+    assert 0 < len(name) <= 249
