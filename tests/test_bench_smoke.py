@@ -25,7 +25,7 @@ from broker.tools.bench_procs import (
     process_cpu_seconds,
     thread_cpu_seconds,
 )
-from broker.tools.bench_report import BrokerRun, Config, PhaseResult, markdown_table
+from broker.tools.bench_report import BrokerRun, Config, PhaseResult, markdown_table, targets
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -127,6 +127,9 @@ def test_table_has_both_brokers_and_the_ratio() -> None:
     row = next(line for line in table.splitlines() if "| produce | records/s" in line)
     cells = [c.strip() for c in row.split("|")]
     assert cells[4:7] == ["300", "100", "3.00"]
+    summary = targets([cfg], ("fastlog", "tansu"), {(cfg, "fastlog"): ours, (cfg, "tansu"): theirs})
+    assert "| produce records/s >= tansu | 1/1 |" in summary
+    assert "| consume records/s >= tansu | n/a |" in summary  # nothing consumed: no verdict
 
 
 def test_profile_summary_counts_self_and_inclusive_time() -> None:

@@ -40,6 +40,7 @@ from broker.tools.bench_report import (
     percentiles,
     plot_latency,
     plot_throughput,
+    targets,
 )
 
 FULL_MATRIX = [Config(p, s, a) for p in (1, 6) for s in (100, 1024) for a in (1, -1)]
@@ -632,7 +633,7 @@ def bench(
         "MB = 10^6 bytes of record values; ratio = fastlog / peer "
         "(↑ higher is better, ↓ lower is better).\n\n"
     )
-    body = header + table
+    body = header + table + "\n" + targets(configs, names, suite.runs)
     if problems:
         body += "\nNotes:\n" + "".join(f"- {p}\n" for p in problems)
     (output / "results.md").write_text(body)

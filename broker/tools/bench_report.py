@@ -227,6 +227,55 @@ def markdown_table(
     return "\n".join(lines) + "\n"
 
 
+def targets(
+    configs: list[Config], names: tuple[str, str], runs: dict[tuple[Config, str], BrokerRun]
+) -> str:
+    """How many configs meet the issue's steering targets (not tests): broker CPU per GB at
+    most 0.5x the peer's, throughput at least the peer's, p99 end-to-end at most 5 ms."""
+    ours, peer = names
+
+    def count(check: Any) -> str:
+        met = total = 0
+        for cfg in configs:
+            a, b = runs.get((cfg, ours)), runs.get((cfg, peer))
+            if a is None:
+                continue
+            verdict = check(a, b)
+            if verdict is None:
+                continue
+            total += 1
+            met += bool(verdict)
+        return f"{met}/{total}" if total else "n/a"
+
+    def ratio_check(get: Any, limit: float, higher: bool) -> Any:
+        def check(a: BrokerRun, b: BrokerRun | None) -> bool | None:
+            va, vb = get(a), get(b) if b is not None else None
+            if va is None or not vb:
+                return None
+            return va / vb >= limit if higher else va / vb <= limit
+
+        return check
+
+    def p99(a: BrokerRun, _b: BrokerRun | None) -> bool | None:
+        value = _lat("p99")(a)
+        return None if value is None else value <= 5.0
+
+    lines = [
+        "| target (from the issue, to steer by) | configs meeting it |",
+        "|---|---:|",
+        f"| produce broker CPU/GB <= 0.5x {peer} "
+        f"| {count(ratio_check(_ok('produce', 'cpu_s_per_gb'), 0.5, False))} |",
+        f"| consume broker CPU/GB <= 0.5x {peer} "
+        f"| {count(ratio_check(_ok('consume', 'cpu_s_per_gb'), 0.5, False))} |",
+        f"| produce records/s >= {peer} "
+        f"| {count(ratio_check(_ok('produce', 'records_per_s'), 1.0, True))} |",
+        f"| consume records/s >= {peer} "
+        f"| {count(ratio_check(_ok('consume', 'records_per_s'), 1.0, True))} |",
+        f"| {ours} p99 end-to-end <= 5 ms | {count(p99)} |",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def failures(
     configs: list[Config], names: tuple[str, str], runs: dict[tuple[Config, str], BrokerRun]
 ) -> list[str]:
