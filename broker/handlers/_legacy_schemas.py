@@ -220,3 +220,9 @@ RESPONSE_NAMESPACES: dict[tuple[int, int], dict[str, type]] = {
         "DescribeConfigsResourceResult": DescribeConfigsResourceResultV0,
     },
 }
+
+# Group API versions kio dropped (OffsetCommit v0-1, OffsetFetch v0), owned by the group
+# coordinator: broker/coordinator/legacy.py.
+from broker.coordinator.legacy import GROUP_LEGACY  # noqa: E402
+
+LEGACY.update(GROUP_LEGACY)

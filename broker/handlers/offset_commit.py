@@ -1,4 +1,4 @@
-"""OffsetCommit (key 8), versions 2-8.
+"""OffsetCommit (key 8), versions 0-8.
 
 Behavior:
 - Offsets go to __consumer_offsets (OffsetCommitValue v3 with the metadata string and the
@@ -10,7 +10,8 @@ Behavior:
 - Per partition: UNKNOWN_TOPIC_OR_PARTITION for a partition that does not exist,
   OFFSET_METADATA_TOO_LARGE beyond offset.metadata.max.bytes.
 - v2-4 retention_time >= 0 sets an explicit expiry for those offsets.
-- v0-1 are not served (Kafka 4.0 removed them too, KIP-896; kio has no schema for them).
+- v0-1 (removed in Kafka 4.0, KIP-896; schemas in broker/coordinator/legacy.py) store in
+  __consumer_offsets too: v0 commits without a generation, as Kafka's ZooKeeper-era v0 did.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from broker.coordinator.wire import build, coordinator, ms, response_class, topi
 from broker.handlers import RequestContext
 
 API_KEY = 8
-MIN_VERSION = 2
+MIN_VERSION = 0
 MAX_VERSION = 8
 
 
@@ -53,8 +54,8 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             errors.update(
                 await coord.commit_offsets(
                     group_id=request.group_id,
-                    member_id=request.member_id,
-                    generation_id=request.generation_id_or_member_epoch,
+                    member_id=getattr(request, "member_id", ""),
+                    generation_id=getattr(request, "generation_id_or_member_epoch", -1),
                     group_instance_id=getattr(request, "group_instance_id", None),
                     offsets=offsets,
                     retention_ms=ms(retention) if retention is not None else -1,

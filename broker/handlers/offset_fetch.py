@@ -1,4 +1,4 @@
-"""OffsetFetch (key 9), versions 1-8.
+"""OffsetFetch (key 9), versions 0-8.
 
 Behavior:
 - Committed offset, leader epoch (v5+) and metadata per requested partition; -1 and ""
@@ -6,8 +6,9 @@ Behavior:
   group committed.
 - v8 (KIP-709) fetches for several groups at once, with an error per group.
 - Coordinator errors (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, ...): per partition in
-  v1, top-level from v2, per group in v8.
-- v0 (offsets in ZooKeeper) is not served: Kafka 4.0 removed it and kio has no schema.
+  v0-1, top-level from v2, per group in v8.
+- v0 (removed in Kafka 4.0, KIP-896; schema in broker/coordinator/legacy.py) reads the same
+  offsets as v1: there is no ZooKeeper offset store to read instead.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from broker.coordinator.wire import build, coordinator, response_class
 from broker.handlers import RequestContext
 
 API_KEY = 9
-MIN_VERSION = 1
+MIN_VERSION = 0
 MAX_VERSION = 8
 
 
