@@ -447,3 +447,183 @@ async def test_describe_cluster(broker: Any, version: int) -> None:
             ),
         )
         assert r.error_code == ErrorCode.unsupported_endpoint_type
+
+
+# ------------------------------------------------------------------ hostile input
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_text = st.one_of(
+    st.sampled_from(["t", "retention.ms", "cleanup.policy", "", "0"]), st.text(max_size=12)
+)
+_int32 = st.integers(-(2**31), 2**31 - 1)
+_small = st.one_of(st.integers(-3, 5), _int32)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+async def test_random_admin_requests_get_answers(broker: Any, data: st.DataObject) -> None:
+    """Whatever the values, each handler answers with a response that serializes."""
+    broker.metadata.create_topic("t", 1, 1) if broker.metadata.topic("t") is None else None
+    ct = importlib.import_module("kio.schema.create_topics.v5.request")
+    topics = data.draw(
+        st.lists(
+            st.builds(
+                lambda n, p, r, cfg, asg: ct.CreatableTopic(
+                    name=n,
+                    num_partitions=i32(p),
+                    replication_factor=i16(max(-(2**15), min(2**15 - 1, r))),
+                    assignments=tuple(
+                        ct.CreatableReplicaAssignment(
+                            partition_index=i32(i), broker_ids=tuple(map(i32, b))
+                        )
+                        for i, b in asg
+                    ),
+                    configs=tuple(ct.CreatableTopicConfig(name=k, value=v) for k, v in cfg),
+                ),
+                _text,
+                st.integers(-3, 4),
+                _small,
+                st.lists(st.tuples(_text, st.one_of(st.none(), _text)), max_size=3),
+                st.lists(st.tuples(st.integers(-2, 3), st.lists(_small, max_size=3)), max_size=3),
+            ),
+            max_size=3,
+        )
+    )
+    await call(
+        broker,
+        create_topics,
+        5,
+        ct.CreateTopicsRequest(
+            topics=tuple(topics), timeout=TIMEOUT, validate_only=data.draw(st.booleans())
+        ),
+    )
+
+    cp = importlib.import_module("kio.schema.create_partitions.v3.request")
+    parts = data.draw(
+        st.lists(
+            st.builds(
+                lambda n, c, a: cp.CreatePartitionsTopic(
+                    name=n,
+                    count=i32(c),
+                    assignments=None
+                    if a is None
+                    else tuple(
+                        cp.CreatePartitionsAssignment(broker_ids=tuple(map(i32, b))) for b in a
+                    ),
+                ),
+                _text,
+                st.integers(-2, 4),
+                st.one_of(st.none(), st.lists(st.lists(_small, max_size=2), max_size=3)),
+            ),
+            max_size=3,
+        )
+    )
+    await call(
+        broker,
+        create_partitions,
+        3,
+        cp.CreatePartitionsRequest(
+            topics=tuple(parts), timeout=TIMEOUT, validate_only=data.draw(st.booleans())
+        ),
+    )
+
+    rtype = st.sampled_from([0, 2, 4, 8, 3, -1, 127])
+    dc = importlib.import_module("kio.schema.describe_configs.v4.request")
+    await call(
+        broker,
+        describe_configs,
+        4,
+        dc.DescribeConfigsRequest(
+            resources=tuple(
+                dc.DescribeConfigsResource(
+                    resource_type=i8(t), resource_name=n, configuration_keys=k
+                )
+                for t, n, k in data.draw(
+                    st.lists(
+                        st.tuples(
+                            rtype,
+                            _text,
+                            st.one_of(st.none(), st.lists(_text, max_size=3).map(tuple)),
+                        ),
+                        max_size=3,
+                    )
+                )
+            ),
+            include_synonyms=True,
+            include_documentation=True,
+        ),
+    )
+
+    ia = importlib.import_module("kio.schema.incremental_alter_configs.v1.request")
+    await call(
+        broker,
+        incremental_alter_configs,
+        1,
+        ia.IncrementalAlterConfigsRequest(
+            resources=tuple(
+                ia.AlterConfigsResource(
+                    resource_type=i8(t),
+                    resource_name=n,
+                    configs=tuple(
+                        ia.AlterableConfig(name=k, config_operation=i8(op), value=v)
+                        for k, op, v in ops
+                    ),
+                )
+                for t, n, ops in data.draw(
+                    st.lists(
+                        st.tuples(
+                            rtype,
+                            _text,
+                            st.lists(
+                                st.tuples(_text, st.integers(-1, 4), st.one_of(st.none(), _text)),
+                                max_size=3,
+                            ),
+                        ),
+                        max_size=2,
+                    )
+                )
+            ),
+            validate_only=True,
+        ),
+    )
+
+    ac = importlib.import_module("kio.schema.alter_configs.v2.request")
+    await call(
+        broker,
+        alter_configs,
+        2,
+        ac.AlterConfigsRequest(
+            resources=tuple(
+                ac.AlterConfigsResource(
+                    resource_type=i8(t),
+                    resource_name=n,
+                    configs=tuple(ac.AlterableConfig(name=k, value=v) for k, v in cfg),
+                )
+                for t, n, cfg in data.draw(
+                    st.lists(
+                        st.tuples(
+                            rtype,
+                            _text,
+                            st.lists(st.tuples(_text, st.one_of(st.none(), _text)), max_size=3),
+                        ),
+                        max_size=2,
+                    )
+                )
+            ),
+            validate_only=True,
+        ),
+    )
+
+    dt = importlib.import_module("kio.schema.delete_topics.v4.request")
+    await call(
+        broker,
+        delete_topics,
+        4,
+        dt.DeleteTopicsRequest(
+            topic_names=tuple(data.draw(st.lists(_text, max_size=3))), timeout=TIMEOUT
+        ),
+    )
