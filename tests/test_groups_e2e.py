@@ -39,8 +39,9 @@ const [bootstrap, group, topic, commit] = process.argv.slice(2)
 const emit = (event, extra) => process.stdout.write(JSON.stringify({ event, ...extra }) + '\n')
 const kafka = new Kafka({ clientId: 'kafkajs-groups', brokers: [bootstrap], logLevel: logLevel.NOTHING,
                           retry: { initialRetryTime: 100, retries: 20 } })
+// kafkajs heartbeats between fetches: a short long-poll lets it notice a rebalance promptly.
 const consumer = kafka.consumer({ groupId: group, sessionTimeout: 6000, rebalanceTimeout: 10000,
-                                  heartbeatInterval: 500, metadataMaxAge: 2000 })
+                                  heartbeatInterval: 500, metadataMaxAge: 2000, maxWaitTimeInMs: 500 })
 consumer.on(consumer.events.GROUP_JOIN, (e) => {
   const parts = (e.payload.memberAssignment[topic] || []).slice().sort((a, b) => a - b)
   emit('assigned', { partitions: parts })
@@ -452,8 +453,9 @@ def test_killed_consumer_partitions_move_within_session_timeout(
     took = wait_until(
         lambda: split_evenly(survivors, 6), SESSION_TIMEOUT_MS / 1000 + 10, "survivors to take over"
     )
-    # The session timeout (6 s) plus the survivors' rejoin; not the 5-minute default.
-    assert took < SESSION_TIMEOUT_MS / 1000 + 8
+    print(f"{client}: partitions of the killed member moved after {took:.1f} s")
+    # The session timeout (6 s) plus a heartbeat interval and the survivors' rejoin.
+    assert took < SESSION_TIMEOUT_MS / 1000 + 4
     values = produce(bs, topic, 30, "after-kill")
     wait_until(
         lambda: {r["value"] for w in survivors for r in w.records()} >= values,
