@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import fastlog
 from fastlog import Log
@@ -142,7 +144,8 @@ def test_emptied_segments_are_dropped(tmp_path: Path):
         log.compact()
         # every cleanable segment lost all its records but the one holding the latest
         assert len(log.segments) < n
-        assert all(s.size > 0 for s in log.segments[:-1])
+        assert all(s.size > 0 for s in log.segments[1:-1])
+        assert log.start_offset == 0  # the first segment stays, empty if need be
         assert [r.offset for r in log.read()][0] >= 1
 
 
@@ -198,3 +201,80 @@ def test_reader_survives_compaction(tmp_path: Path):
         offsets = [first.offset] + [r.offset for r in rest]
         assert offsets == sorted(set(offsets))
         assert offsets[-1] == 59
+
+
+OPS = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("append"),
+            st.lists(
+                st.tuples(
+                    st.sampled_from([b"a", b"b", b"c", b"d"]), st.none() | st.binary(max_size=40)
+                ),
+                min_size=1,
+                max_size=6,
+            ),
+        ),
+        st.tuples(st.just("roll"), st.none()),
+        st.tuples(st.just("compact"), st.none()),
+        st.tuples(st.just("truncate"), st.integers(min_value=0, max_value=60)),
+        st.tuples(st.just("delete_before"), st.integers(min_value=0, max_value=60)),
+        st.tuples(st.just("reopen"), st.none()),
+    ),
+    max_size=30,
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ops=OPS)
+def test_operations_against_a_model(tmp_path_factory, ops):
+    """Appends, rolls, compaction, truncation, DeleteRecords and reopening vs a dict model."""
+    d = tmp_path_factory.mktemp("model")
+    cfg = dict(cleanup_policy="compact", segment_bytes=400, delete_retention_ms=0)
+    model: dict[int, tuple[bytes, bytes | None]] = {}
+    start = end = 0
+    log = Log(d, **cfg)
+    try:
+        for op, arg in ops:
+            if op == "append":
+                first = log.append_batch(arg)
+                assert first == end
+                for i, kv in enumerate(arg):
+                    model[first + i] = kv
+                end += len(arg)
+            elif op == "roll":
+                log.roll()
+            elif op == "compact":
+                active = log.active_segment.base_offset
+                log.compact()
+                latest = {}
+                for off in sorted(model):
+                    if off < active:
+                        latest[model[off][0]] = off
+                for off in [o for o in model if o < active]:
+                    k, v = model[off]
+                    if latest[k] != off or v is None:
+                        del model[off]
+            elif op == "truncate":
+                log.truncate_to(arg)
+                if arg < end:
+                    model = {o: kv for o, kv in model.items() if o < arg}
+                    end = arg
+                    start = min(start, arg)
+            elif op == "delete_before":
+                if arg > end:
+                    with pytest.raises(fastlog.OffsetOutOfRangeError):
+                        log.delete_before(arg)
+                else:
+                    start = max(start, log.delete_before(arg))
+                    model = {o: kv for o, kv in model.items() if o >= start}
+            elif op == "reopen":
+                log.close()
+                log = Log(d, **cfg)
+            assert (log.start_offset, log.end_offset) == (start, end)
+            got = [(r.offset, r.key, r.value) for r in log.read()]
+            assert got == [(o, *model[o]) for o in sorted(model)]
+    finally:
+        log.close()

@@ -211,8 +211,10 @@ class LogCleaner:
             cleaned.rename_suffix("")
             fsync_dir(log.dir)
             i = log._segments.index(group[0])
-            if cleaned.size == 0:
-                # nothing survived: offsets stay as they were, the segment just goes
+            if cleaned.size == 0 and i > 0:
+                # nothing survived: the segment just goes (the first one stays, empty, so
+                # that the log start offset does not move: consumers there must not see
+                # OFFSET_OUT_OF_RANGE because of compaction)
                 cleaned.delete()
                 cleaned.close()
                 log._segments[i : i + len(group)] = []

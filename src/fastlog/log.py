@@ -787,12 +787,20 @@ class Log:
         return out
 
     def _deletable(self, predicate: Any) -> list[LogSegment]:
-        out = []
+        out: list[LogSegment] = []
+        empty: list[LogSegment] = []
         for i, seg in enumerate(self._segments):
             last = i == len(self._segments) - 1
+            if seg.size == 0 and not last:
+                # an empty segment (left by compaction) has no timestamp of its own: it goes
+                # with the next segment, or not at all
+                empty.append(seg)
+                continue
             if (last and seg.size == 0) or not predicate(seg):
                 break
+            out += empty
             out.append(seg)
+            empty = []
         return out
 
     def _delete_segments(self, doomed: list[LogSegment]) -> int:
