@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import importlib
 from collections import Counter
 from collections.abc import Iterable
@@ -48,6 +49,12 @@ class Responses:
             return self._names[name]
         except KeyError:
             raise AttributeError(name) from None
+
+
+@functools.cache
+def responses(api_key: int, api_name: str, version: int) -> Responses:
+    """The response classes of one API version, looked up once."""
+    return Responses(api_key, api_name, version)
 
 
 _FIELDS: dict[type, frozenset[str]] = {}

@@ -24,9 +24,9 @@ from broker.handlers._admin_common import (
     RESOURCE_BROKER_LOGGER,
     RESOURCE_TOPIC,
     AdminError,
-    Responses,
     build,
     duplicates,
+    responses,
 )
 
 API_KEY = 33
@@ -64,7 +64,7 @@ def _alter(ctx: Any, resource: Any, validate_only: bool) -> None:
 
 
 async def handle(ctx: Any, request: Any) -> Any:
-    types = Responses(API_KEY, "alter_configs", ctx.api_version)
+    types = responses(API_KEY, "alter_configs", ctx.api_version)
     dup = duplicates((r.resource_type, r.resource_name) for r in request.resources)
     results = []
     for resource in request.resources:

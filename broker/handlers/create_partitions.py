@@ -20,10 +20,10 @@ from kio.schema.errors import ErrorCode
 from broker.handlers._admin_common import (
     NO_THROTTLE,
     AdminError,
-    Responses,
     build,
     duplicates,
     metadata_error,
+    responses,
 )
 
 API_KEY = 37
@@ -94,7 +94,7 @@ def _grow(ctx: Any, topic: Any, validate_only: bool) -> None:
 
 
 async def handle(ctx: Any, request: Any) -> Any:
-    types = Responses(API_KEY, "create_partitions", ctx.api_version)
+    types = responses(API_KEY, "create_partitions", ctx.api_version)
     dup = duplicates(t.name for t in request.topics)
     results = []
     for topic in request.topics:

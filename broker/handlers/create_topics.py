@@ -29,6 +29,7 @@ from broker.handlers._admin_common import (
     build,
     duplicates,
     metadata_error,
+    responses,
 )
 
 API_KEY = 19
@@ -167,7 +168,7 @@ def _create(ctx: Any, topic: Any, validate_only: bool) -> tuple[int, int, dict[s
 
 async def handle(ctx: Any, request: Any) -> Any:
     version = ctx.api_version
-    types = Responses(API_KEY, "create_topics", version)
+    types = responses(API_KEY, "create_topics", version)
     validate_only = bool(getattr(request, "validate_only", False))
     dup = duplicates(t.name for t in request.topics)
     results = []

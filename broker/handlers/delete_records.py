@@ -21,7 +21,7 @@ from kio.schema.errors import ErrorCode
 from kio.static.primitive import i64
 
 from broker import topic_config
-from broker.handlers._admin_common import NO_THROTTLE, Responses, build
+from broker.handlers._admin_common import NO_THROTTLE, build, responses
 
 API_KEY = 21
 MIN_VERSION = 0
@@ -64,7 +64,7 @@ def _delete(ctx: Any, topic: str, index: int, offset: int) -> tuple[ErrorCode, i
 
 
 async def handle(ctx: Any, request: Any) -> Any:
-    types = Responses(API_KEY, "delete_records", ctx.api_version)
+    types = responses(API_KEY, "delete_records", ctx.api_version)
     topics = []
     for t in request.topics:
         partitions = []

@@ -17,7 +17,7 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from broker import topic_config
-from broker.handlers._admin_common import NO_THROTTLE, Responses, build, code, duplicates
+from broker.handlers._admin_common import NO_THROTTLE, build, code, duplicates, responses
 
 API_KEY = 20
 MIN_VERSION = 0
@@ -48,7 +48,7 @@ def _delete(ctx: Any, name: str) -> ErrorCode:
 
 
 async def handle(ctx: Any, request: Any) -> Any:
-    types = Responses(API_KEY, "delete_topics", ctx.api_version)
+    types = responses(API_KEY, "delete_topics", ctx.api_version)
     dup = duplicates(request.topic_names)
     results = []
     for name in request.topic_names:

@@ -16,7 +16,7 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 from kio.static.primitive import i8, i32
 
-from broker.handlers._admin_common import NO_THROTTLE, Responses, build
+from broker.handlers._admin_common import NO_THROTTLE, build, responses
 
 API_KEY = 60
 MIN_VERSION = 0
@@ -30,7 +30,7 @@ _OMITTED = -(2**31)
 
 
 async def handle(ctx: Any, request: Any) -> Any:
-    types = Responses(API_KEY, "describe_cluster", ctx.api_version)
+    types = responses(API_KEY, "describe_cluster", ctx.api_version)
     broker = ctx.broker
     store = broker.metadata
     endpoint = int(getattr(request, "endpoint_type", ENDPOINT_BROKERS))

@@ -30,6 +30,7 @@ from broker.handlers._admin_common import (
     AdminError,
     Responses,
     build,
+    responses,
 )
 from broker.handlers._config_resources import Entry
 
@@ -108,7 +109,7 @@ def _render(types: Responses, request: Any, version: int, e: Entry) -> Any:
 
 async def handle(ctx: Any, request: Any) -> Any:
     version = ctx.api_version
-    types = Responses(API_KEY, "describe_configs", version)
+    types = responses(API_KEY, "describe_configs", version)
     results = []
     for resource in request.resources:
         error, message, configs = ErrorCode.none, None, ()
