@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from typing import NamedTuple
 
 import pytest
 from aiokafka.record.util import decode_varint as ak_decode_varint
@@ -262,7 +263,9 @@ def test_decode_ignores_bytes_after_the_batch() -> None:
         ([(None, b"v", "headers", 1)], "headers"),
         ([(None, b"v", 7, 1)], "headers"),
         ([(None, b"v", None)], "tuple"),
-        ([b"value"], "tuple"),
+        (["value"], "tuple or a bytes-like value"),
+        ([5], "tuple or a bytes-like value"),
+        ([(None, b"v", None, 1), bytes], "tuple or a bytes-like value"),
         ([(None, b"v", None, "now")], "timestamp"),
         ([(None, b"v", None, 1.5)], "timestamp"),
         ([(None, b"v", None, -2)], "out of range"),
@@ -330,3 +333,76 @@ def test_lengths_around_varint_boundaries(size: int) -> None:
         for r in MemoryRecords(batch).next_batch()
     ]
     assert rows == expected_rows(records)
+
+
+def test_bare_values_are_value_only_records() -> None:
+    batch = _core.build_batch(
+        [b"a", bytearray(b"b"), memoryview(b"c"), None, (b"k", b"v", [("h", b"x")], 5)],
+        timestamp=77,
+    )
+    assert _core.decode_records(batch) == [
+        (0, 77, None, b"a", []),
+        (1, 77, None, b"b", []),
+        (2, 77, None, b"c", []),
+        (3, 77, None, None, []),
+        (4, 5, b"k", b"v", [("h", b"x")]),
+    ]
+    # same bytes as the tuples a caller would otherwise build
+    assert _core.build_batch([b"a", b"b"], timestamp=9) == _core.build_batch(
+        [(None, b"a", None, 9), (None, b"b", None, 9)]
+    )
+    with pytest.raises(_core.InvalidRecordError, match="timestamp"):
+        _core.build_batch([b"a"], timestamp=-5)
+    with pytest.raises(_core.InvalidRecordError, match="timestamp"):
+        _core.build_batch([b"a"], timestamp="now")
+
+
+def test_bare_values_default_to_now() -> None:
+    import time
+
+    before = int(time.time() * 1000)
+    [(_, ts, _, _, _)] = _core.decode_records(_core.build_batch([b"a"]))
+    assert before <= ts <= int(time.time() * 1000)
+
+
+class _Rec(NamedTuple):
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: list
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(record, min_size=1, max_size=20), st.integers(0, 4))
+def test_record_type_gives_namedtuples(records, compression: int) -> None:
+    batch = _core.build_batch(records, compression=compression)
+    rows = _core.decode_records(batch, record_type=_Rec)
+    assert all(type(r) is _Rec for r in rows)
+    assert [tuple(r) for r in rows] == expected_rows(records)
+    assert [r.value for r in rows] == [r[1] for r in records]
+    assert _core.iter_records(batch, 1, 2, record_type=_Rec) == expected_rows(records)[1:3]
+    assert all(type(r) is _Rec for r in _core.iter_records(batch, record_type=_Rec))
+    assert all(type(r) is tuple for r in _core.iter_records(batch, record_type=tuple))
+
+
+def test_record_type_must_be_a_tuple_subclass() -> None:
+    batch = _core.build_batch([b"a"])
+    for bad in (list, dict, "Record", 5):
+        with pytest.raises(TypeError, match="tuple subclass"):
+            _core.decode_records(batch, record_type=bad)
+        with pytest.raises(TypeError, match="tuple subclass"):
+            _core.iter_records(batch, record_type=bad)
+
+
+def test_record_type_instances_survive_gc() -> None:
+    import gc
+
+    batch = _core.build_batch([(b"k%d" % i, b"v", [("h", b"x")], i) for i in range(1000)])
+    rows = _core.iter_records(batch * 1, record_type=_Rec)
+    cycle = [rows]
+    rows[0].headers.append(cycle)  # a reference cycle through a record
+    gc.collect()
+    assert rows[999] == (999, 999, b"k999", b"v", [("h", b"x")])
+    del rows, cycle
+    gc.collect()

@@ -130,6 +130,10 @@ def set_partition_leader_epoch(buf: bytearray | memoryview, epoch: int) -> None:
 def build_batch(
     records: Sequence[
         tuple[bytes | None, bytes | None, Sequence[tuple[str, bytes | None]] | None, int | None]
+        | bytes
+        | bytearray
+        | memoryview
+        | None
     ],
     base_offset: int = 0,
     compression: int = 0,
@@ -140,8 +144,12 @@ def build_batch(
     is_control: bool = False,
     partition_leader_epoch: int = -1,
     timestamp_type: int = 0,
+    timestamp: int | None = None,
 ) -> bytes:
     """Encode one v2 batch from (key, value, headers, timestamp_ms) tuples.
+
+    An item that is bare bytes/bytearray/memoryview (or None) is a value-only record (key and
+    headers None) stamped `timestamp` (None: now), so callers need no tuple per record.
 
     Raises InvalidRecordError for keys/values that are neither bytes-like nor None,
     header names that are not str, or an empty records sequence.
@@ -150,7 +158,9 @@ def build_batch(
     """
 
 def decode_records(
-    batch: bytes | bytearray | memoryview, max_uncompressed: int = ...
+    batch: bytes | bytearray | memoryview,
+    max_uncompressed: int = ...,
+    record_type: type[tuple[Any, ...]] | None = None,
 ) -> list[tuple[int, int, bytes | None, bytes | None, list[tuple[str, bytes | None]]]]:
     """Decode the records of ONE batch (starting at position 0) into
     (offset, timestamp, key, value, headers) tuples; decompresses gzip/snappy/lz4/zstd
@@ -159,6 +169,8 @@ def decode_records(
     The batch is validated (length, magic, CRC-32C) first; bytes after it are ignored.
     Raises CorruptRecordError for anything malformed (record lengths, varints, counts, codecs).
     Header keys that are not valid UTF-8 read with U+FFFD, as Java's client reads them.
+    record_type: a tuple subclass of 5 fields (a NamedTuple such as fastlog.records.Record) to
+    create the records as, allocated directly (its __new__ is not called); None: plain tuples.
     """
 
 def iter_records(
@@ -166,6 +178,7 @@ def iter_records(
     start_offset: int = 0,
     max_records: int = -1,
     max_uncompressed: int = ...,
+    record_type: type[tuple[Any, ...]] | None = None,
 ) -> list[tuple[int, int, bytes | None, bytes | None, list[tuple[str, bytes | None]]]]:
     """decode_records over many concatenated batches, skipping records with offset < start_offset
     and stopping after max_records (-1 = all). Control batches are skipped.

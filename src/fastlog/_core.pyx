@@ -22,7 +22,11 @@ from cpython.buffer cimport (
     PyBuffer_Release,
     PyObject_GetBuffer,
 )
-from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_FromStringAndSize
+from cpython.bytearray cimport (
+    PyByteArray_AS_STRING,
+    PyByteArray_CheckExact,
+    PyByteArray_FromStringAndSize,
+)
 from cpython.bytes cimport (
     PyBytes_AS_STRING,
     PyBytes_CheckExact,
@@ -40,9 +44,30 @@ from posix.types cimport off_t
 include "_crc32c.pxi"
 
 cdef extern from "Python.h":
+    ctypedef struct PyObject
     const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size) except NULL
     object PyMemoryView_FromMemory(char* mem, Py_ssize_t size, int flags)
     int PyBUF_READ
+
+cdef extern from *:
+    """
+    /* A decoded record: a plain 5-tuple, or an instance of a tuple subclass (a NamedTuple such as
+       fastlog.records.Record) allocated directly, as structseq does, so the caller need not
+       convert each record in Python. */
+    static PyObject *fl_record(PyObject *rtype, PyObject *a, PyObject *b, PyObject *c,
+                               PyObject *d, PyObject *e) {
+        PyObject *r = rtype ? ((PyTypeObject *)rtype)->tp_alloc((PyTypeObject *)rtype, 5)
+                            : PyTuple_New(5);
+        if (r == NULL) return NULL;
+        Py_INCREF(a); PyTuple_SET_ITEM(r, 0, a);
+        Py_INCREF(b); PyTuple_SET_ITEM(r, 1, b);
+        Py_INCREF(c); PyTuple_SET_ITEM(r, 2, c);
+        Py_INCREF(d); PyTuple_SET_ITEM(r, 3, d);
+        Py_INCREF(e); PyTuple_SET_ITEM(r, 4, e);
+        return r;
+    }
+    """
+    object fl_record(PyObject* rtype, object a, object b, object c, object d, object e)
 
 cdef extern from "<errno.h>" nogil:
     int EWOULDBLOCK
@@ -645,6 +670,7 @@ cdef int _parse_records(
     Header* h,
     int64_t start_offset,
     Py_ssize_t* budget,
+    PyObject* rtype,
 ) except -1:
     """Decode h.record_count records from p[0:end] into out, each checked against its bounds."""
     cdef Py_ssize_t pos = 0, rec_start, rec_end
@@ -727,7 +753,7 @@ cdef int _parse_records(
             raise _record_error(
                 f"length says {length} bytes, its fields end {rec_end - pos} bytes short", i, rec_start)
         if keep:
-            PyList_Append(out, (offset, timestamp, key, value, headers))
+            PyList_Append(out, fl_record(rtype, offset, timestamp, key, value, headers))
             if budget[0] > 0:
                 budget[0] -= 1
     if pos != end:
@@ -743,13 +769,14 @@ cdef int _decode_batch(
     Py_ssize_t limit,
     int64_t start_offset,
     Py_ssize_t* budget,
+    PyObject* rtype,
 ) except -1:
     """Records of the validated batch at p (header in h) into out."""
     cdef Py_ssize_t size = <Py_ssize_t>h.batch_length + OVERHEAD
     cdef int codec = h.attributes & 0x07
     cdef Py_ssize_t plain_len
     if codec == 0:
-        return _parse_records(out, p + HEADER, size - HEADER, h, start_offset, budget)
+        return _parse_records(out, p + HEADER, size - HEADER, h, start_offset, budget, rtype)
     if h.record_count == 0 and size == HEADER:
         return 0
     # a memoryview over the batch's own memory: the caller holds the buffer for our whole call
@@ -758,10 +785,21 @@ cdef int _decode_batch(
     if plain_len > len(plain):
         raise CorruptRecordError("decompressor reported more bytes than it was given room for")
     return _parse_records(
-        out, <const uint8_t*>PyByteArray_AS_STRING(plain), plain_len, h, start_offset, budget)
+        out, <const uint8_t*>PyByteArray_AS_STRING(plain), plain_len, h, start_offset, budget,
+        rtype)
 
 
-def decode_records(batch, Py_ssize_t max_uncompressed=MAX_UNCOMPRESSED_DEFAULT) -> list:
+cdef PyObject* _record_type(object record_type) except? NULL:
+    """NULL for plain tuples, else the tuple subclass to allocate records as."""
+    if record_type is None or record_type is tuple:
+        return NULL
+    if not isinstance(record_type, type) or not issubclass(record_type, tuple):
+        raise TypeError(f"record_type must be a tuple subclass (a NamedTuple), not {record_type!r}")
+    return <PyObject*>record_type
+
+
+def decode_records(batch, Py_ssize_t max_uncompressed=MAX_UNCOMPRESSED_DEFAULT,
+                   record_type=None) -> list:
     """Decode the records of ONE batch (at position 0) into (offset, timestamp, key, value, headers).
 
     The batch is validated first (length, magic, CRC-32C); bytes after the batch are ignored.
@@ -771,20 +809,22 @@ def decode_records(batch, Py_ssize_t max_uncompressed=MAX_UNCOMPRESSED_DEFAULT) 
     cdef int code
     cdef list out = []
     cdef Py_ssize_t budget = -1
+    cdef PyObject* rtype = _record_type(record_type)
     _check_limit(max_uncompressed)
     PyObject_GetBuffer(batch, &view, PyBUF_SIMPLE)
     try:
         code = _check_batch(<const uint8_t*>view.buf, view.len, True, &h)
         if code != B_OK:
             raise _batch_error(code, 0, <const uint8_t*>view.buf, view.len, &h)
-        _decode_batch(out, <const uint8_t*>view.buf, &h, max_uncompressed, INT64_MIN, &budget)
+        _decode_batch(out, <const uint8_t*>view.buf, &h, max_uncompressed, INT64_MIN, &budget,
+                      rtype)
     finally:
         PyBuffer_Release(&view)
     return out
 
 
 def iter_records(buf, int64_t start_offset=0, Py_ssize_t max_records=-1,
-                 Py_ssize_t max_uncompressed=MAX_UNCOMPRESSED_DEFAULT) -> list:
+                 Py_ssize_t max_uncompressed=MAX_UNCOMPRESSED_DEFAULT, record_type=None) -> list:
     """decode_records over concatenated batches (see .pyi). A trailing partial batch is ignored,
     as Kafka clients ignore the cut-off batch at the end of a fetch; any other corruption raises."""
     cdef Py_buffer view
@@ -795,6 +835,7 @@ def iter_records(buf, int64_t start_offset=0, Py_ssize_t max_records=-1,
     cdef list out = []
     cdef Py_ssize_t budget = max_records if max_records >= 0 else -1
     cdef int64_t last
+    cdef PyObject* rtype = _record_type(record_type)
     _check_limit(max_uncompressed)
     PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
     try:
@@ -809,7 +850,7 @@ def iter_records(buf, int64_t start_offset=0, Py_ssize_t max_records=-1,
             # wrapping add (as Java's): hostile offsets must not be C undefined behaviour
             last = <int64_t>(<uint64_t>h.base_offset + <uint64_t>h.last_offset_delta)
             if not (h.attributes & 0x20) and last >= start_offset:
-                _decode_batch(out, p + pos, &h, max_uncompressed, start_offset, &budget)
+                _decode_batch(out, p + pos, &h, max_uncompressed, start_offset, &budget, rtype)
             pos += <Py_ssize_t>h.batch_length + OVERHEAD
     finally:
         PyBuffer_Release(&view)
@@ -1015,20 +1056,27 @@ cdef uint8_t* _put_blob(uint8_t* dst, uint8_t* limit, object o, Py_ssize_t n) ex
     return dst + n
 
 
+cdef inline bint _is_bare(object rec):
+    return (rec is None or PyBytes_CheckExact(rec) or PyByteArray_CheckExact(rec)
+            or type(rec) is memoryview)
+
+
 cdef inline tuple _unpack_record(object rec, Py_ssize_t i):
     if not isinstance(rec, (tuple, list)) or len(rec) != 4:
         raise InvalidRecordError(
-            f"record {i} must be a (key, value, headers, timestamp_ms) tuple, not {rec!r:.80}")
+            f"record {i} must be a (key, value, headers, timestamp_ms) tuple or a bytes-like "
+            f"value, not {rec!r:.80}")
     return tuple(rec)
 
 
 cdef int64_t _timestamp(object ts, int64_t now, Py_ssize_t i) except? -2:
     if ts is None:
         return now
+    where = f"record {i}: " if i >= 0 else ""
     if not isinstance(ts, int) or isinstance(ts, bool):
-        raise InvalidRecordError(f"record {i}: timestamp must be an int (ms) or None, not {ts!r:.80}")
+        raise InvalidRecordError(f"{where}timestamp must be an int (ms) or None, not {ts!r:.80}")
     if ts < -1 or ts > 0x7FFFFFFFFFFFFFFF:
-        raise InvalidRecordError(f"record {i}: timestamp {ts} out of range (-1 or ms since epoch)")
+        raise InvalidRecordError(f"{where}timestamp {ts} out of range (-1 or ms since epoch)")
     return ts
 
 
@@ -1063,15 +1111,17 @@ def build_batch(
     bint is_control=False,
     int partition_leader_epoch=-1,
     int timestamp_type=0,
+    timestamp=None,
 ) -> bytes:
     """Encode one v2 batch from (key, value, headers, timestamp_ms) tuples (see _core.pyi).
 
-    A timestamp of None means now. Compressed batches use gzip, xerial-framed snappy (as the
-    Java client writes it), the LZ4 frame format or zstd, via cramjam.
+    A bare bytes-like item (or None) is a value-only record stamped `timestamp`; a timestamp of
+    None means now. Compressed batches use gzip, xerial-framed snappy (as the Java client writes
+    it), the LZ4 frame format or zstd, via cramjam.
     """
     cdef list recs
     cdef Py_ssize_t n, i, k, body, total = 0, klen, vlen, hklen, hvlen
-    cdef int64_t now, ts, base_ts = 0, max_ts = -1
+    cdef int64_t now, ts, bare_ts, base_ts = 0, max_ts = -1
     cdef int64_t* stamps = NULL
     cdef Py_ssize_t* bodies = NULL
     cdef const char* hname
@@ -1099,6 +1149,7 @@ def build_batch(
     if n > 0x7FFFFFFF:
         raise InvalidRecordError("too many records for one batch")
     now = <int64_t>(_time.time() * 1000)
+    bare_ts = _timestamp(timestamp, now, -1)
     attributes = <int16_t>(compression | (timestamp_type << 3) | (is_transactional << 4)
                            | (is_control << 5))
 
@@ -1111,8 +1162,13 @@ def build_batch(
     try:
         # pass 1: sizes, so the batch is written once into memory of the right size
         for i in range(n):
-            key, value, headers, tsobj = _unpack_record(recs[i], i)
-            ts = _timestamp(tsobj, now, i)
+            rec = recs[i]
+            if _is_bare(rec):
+                # a value-only record: no per-record tuple needed from the caller
+                key, value, headers, ts = None, rec, None, bare_ts
+            else:
+                key, value, headers, tsobj = _unpack_record(rec, i)
+                ts = _timestamp(tsobj, now, i)
             if i == 0:
                 base_ts = ts
             if ts > max_ts:
@@ -1150,7 +1206,11 @@ def build_batch(
         w = start
         limit = start + total
         for i in range(n):
-            key, value, headers, tsobj = _unpack_record(recs[i], i)
+            rec = recs[i]
+            if _is_bare(rec):
+                key, value, headers = None, rec, None
+            else:
+                key, value, headers, tsobj = _unpack_record(rec, i)
             # pass 1 sized every field; the checks below make a mismatch an error, not an overrun
             if limit - w < _uvarint_size(_zigzag(bodies[i])) + bodies[i]:
                 raise InvalidRecordError("record changed size while being encoded")
