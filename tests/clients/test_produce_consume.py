@@ -3,6 +3,8 @@ timestamps and offsets, checked against what the client sent and against the seg
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from .drivers import BY_NAME, DRIVERS, Rec
@@ -96,3 +98,41 @@ def test_partitions_are_independent(broker, client):
         assert_same_records(client.consume(broker.bootstrap, topic, p, 0, 100), mine)
         assert client.watermarks(broker.bootstrap, topic, p) == (0, len(mine))
     assert REFERENCE.topics(broker.bootstrap)[topic] == 3
+
+
+def test_kafkajs_group_consumer(broker):
+    """kafkajs's own (group) consumer: joins a group, gets all three partitions, reads every
+    record once in partition order, and commits the end offsets."""
+    kafkajs = BY_NAME["kafkajs"]
+    topic = unique_topic("js-group")
+    sent = [
+        Rec(f"k{p}-{i}".encode(), f"v{p}-{i}".encode(), (("p", str(p).encode()),), None, p)
+        for p in (0, 1, 2)
+        for i in range(5 + p)
+    ]
+    kafkajs.produce(broker.bootstrap, topic, sent, compression="gzip")
+    reply = kafkajs.call(
+        "consume-group",
+        {
+            "brokers": [broker.bootstrap],
+            "topic": topic,
+            "groupId": f"g-{topic}",
+            "count": len(sent),
+            "timeoutMs": 25000,
+        },
+        timeout=45,
+    )
+    got = reply["records"]
+    assert len(got) == len(sent)
+    for p in (0, 1, 2):
+        mine = [r for r in sent if r.partition == p]
+        theirs = [m for m in got if m["partition"] == p]
+        assert [m["offset"] for m in theirs] == list(range(len(mine)))
+        assert [(m["key"], m["value"]) for m in theirs] == [
+            (base64.b64encode(r.key).decode(), base64.b64encode(r.value).decode()) for r in mine
+        ]
+    assert sorted((c["partition"], c["offset"]) for c in reply["committed"]) == [
+        (0, 5),
+        (1, 6),
+        (2, 7),
+    ]

@@ -5,7 +5,7 @@
 // Binary keys, values and header values travel as base64 strings (null stays null), so the
 // tests can compare exact bytes. kafkajs logs go to stderr only, keeping stdout parseable.
 //
-// Ops: produce, consume, create-topics, delete-topics, list-topics, offsets, offsets-by-time,
+// Ops: produce, consume, consume-group, create-topics, delete-topics, list-topics, offsets, offsets-by-time,
 //      api-versions.
 'use strict'
 
@@ -169,6 +169,68 @@ async function consume(req) {
   return { records: records.slice(0, req.count), highWatermark }
 }
 
+async function consumeGroup(req) {
+  // kafkajs's public consumer: joins req.groupId, subscribes from the beginning, commits.
+  const kafka = makeKafka(req)
+  const consumer = kafka.consumer({
+    groupId: req.groupId,
+    sessionTimeout: 10000,
+    heartbeatInterval: 1000,
+    maxWaitTimeInMs: 200,
+    retry: { retries: 3 },
+  })
+  const records = []
+  await consumer.connect()
+  try {
+    await consumer.subscribe({ topics: [req.topic], fromBeginning: true })
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`only ${records.length} of ${req.count} records in time`)),
+        req.timeoutMs || 20000
+      )
+      consumer.on(consumer.events.CRASH, (e) => {
+        clearTimeout(timer)
+        reject(e.payload.error)
+      })
+      consumer
+        .run({
+          autoCommit: true,
+          eachMessage: async ({ partition, message }) => {
+            records.push({
+              partition,
+              offset: Number(message.offset),
+              timestamp: Number(message.timestamp),
+              key: b64(message.key),
+              value: b64(message.value),
+              headers: decodeHeaders(message.headers),
+            })
+            if (records.length >= req.count) {
+              clearTimeout(timer)
+              resolve()
+            }
+          },
+        })
+        .catch(reject)
+    })
+    // What the group committed, read back through the admin API.
+    const admin = kafka.admin()
+    await admin.connect()
+    try {
+      await consumer.commitOffsets([]) // no-op flush; autoCommit commits on stop as well
+      await consumer.stop()
+      const [committed] = await admin.fetchOffsets({ groupId: req.groupId, topics: [req.topic] })
+      return {
+        records,
+        committed: committed.partitions.map((p) => ({ partition: p.partition, offset: Number(p.offset) })),
+      }
+    } finally {
+      await admin.disconnect()
+    }
+  } finally {
+    await consumer.disconnect()
+  }
+}
+
 async function withAdmin(req, fn) {
   const admin = makeKafka(req).admin()
   await admin.connect()
@@ -182,6 +244,7 @@ async function withAdmin(req, fn) {
 const ops = {
   produce,
   consume,
+  'consume-group': consumeGroup,
   'create-topics': (req) =>
     withAdmin(req, async (admin) => ({
       created: await admin.createTopics({
