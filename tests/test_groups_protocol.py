@@ -588,3 +588,56 @@ def test_consumer_offsets_topic_holds_kafka_records(wire: Wire, broker_proc: Any
     assert found is not None
     assert (found.offset, found.leader_epoch, found.metadata) == (77, 2, "kept")
     assert m.value()[:2] == b"\x00\x03" and m.key()[:2] == b"\x00\x01"
+
+
+def test_oversized_input_is_refused_not_fatal(wire: Wire, broker_proc: Any) -> None:
+    huge = "g" * 40000  # only flexible versions can carry a string this long
+    assert join(wire, 7, huge).error_code == E.invalid_group_id
+    c = wire.call(
+        "offset_commit",
+        8,
+        group_id=huge,
+        generation_id_or_member_epoch=-1,
+        member_id="",
+        group_instance_id=None,
+        topics=[
+            {
+                "name": "topic",
+                "partitions": [
+                    {
+                        "partition_index": 0,
+                        "committed_offset": 1,
+                        "committed_leader_epoch": -1,
+                        "committed_metadata": "",
+                    }
+                ],
+            }
+        ],
+    )
+    assert c.topics[0].partitions[0].error_code == E.invalid_group_id
+    c = wire.call(
+        "offset_commit",
+        8,
+        group_id="proto-big-meta",
+        generation_id_or_member_epoch=-1,
+        member_id="",
+        group_instance_id=None,
+        topics=[
+            {
+                "name": "topic",
+                "partitions": [
+                    {
+                        "partition_index": 0,
+                        "committed_offset": 1,
+                        "committed_leader_epoch": -1,
+                        "committed_metadata": "m" * 5000,
+                    }
+                ],
+            }
+        ],
+    )
+    assert c.topics[0].partitions[0].error_code == E.offset_metadata_too_large
+    r = join(wire, 7, "proto-big", group_instance_id="i" * 40000)
+    assert r.error_code == E.invalid_request
+    # The broker is fine afterwards.
+    assert join(wire, 3, "proto-after-big").error_code == E.none

@@ -57,6 +57,9 @@ DEFAULTS: dict[str, int] = {
 
 E = ErrorCode
 
+MAX_STRING_BYTES = 0x7FFF  # strings in __consumer_offsets records carry an int16 length
+MAX_CLIENT_ID_PREFIX = 1024
+
 
 @dataclass(slots=True)
 class JoinResult:
@@ -275,7 +278,8 @@ class GroupCoordinator:
 
     def coordinator_error(self, group_id: str | None) -> ErrorCode:
         """NONE if this broker coordinates group_id now, else the error to answer."""
-        if group_id is None or group_id == "":
+        if group_id is None or group_id == "" or len(group_id.encode()) > MAX_STRING_BYTES:
+            # Too long for the int16-length strings of __consumer_offsets keys.
             return E.invalid_group_id
         p = self._partition(group_id)
         if p in self.loading:
@@ -323,6 +327,11 @@ class GroupCoordinator:
             return JoinResult(err, member_id)
         if not self.min_session_timeout_ms <= session_timeout_ms <= self.max_session_timeout_ms:
             return JoinResult(E.invalid_session_timeout, member_id)
+        if any(
+            len(x.encode()) > MAX_STRING_BYTES
+            for x in (member_id, group_instance_id or "", client_host, protocol_type)
+        ) or any(len(name.encode()) > MAX_STRING_BYTES for name, _ in protocols):
+            return JoinResult(E.invalid_request, member_id)
         if rebalance_timeout_ms < 0:  # JoinGroup v0 has none: Kafka uses the session timeout
             rebalance_timeout_ms = session_timeout_ms
         is_unknown = member_id == ""
@@ -346,7 +355,8 @@ class GroupCoordinator:
             protocols=protocols,
         )
         if is_unknown:
-            new_id = f"{client_id}-{uuid.uuid4()}"
+            # The client id prefix is capped so a member id always fits a record string.
+            new_id = f"{client_id[:MAX_CLIENT_ID_PREFIX]}-{uuid.uuid4()}"
             if group_instance_id is not None:
                 old_id = group.static_members.get(group_instance_id)
                 if old_id is not None and old_id in group.members:
@@ -907,7 +917,7 @@ class GroupCoordinator:
         to_store: dict[tuple[str, int], CommittedOffset] = {}
         for tp, (offset, epoch, metadata) in offsets.items():
             md = metadata or ""
-            if len(md.encode()) > self.max_metadata_bytes:
+            if len(md.encode()) > min(self.max_metadata_bytes, MAX_STRING_BYTES):
                 result[tp] = E.offset_metadata_too_large
                 continue
             expire = now + retention_ms if retention_ms >= 0 else -1
