@@ -116,6 +116,8 @@ def test_errors_are_one_line(broker) -> None:
         "does not exist",
     )
     one_line_error(run("delete", "no-such-topic", bootstrap=b, check=False), "does not exist")
+    run("create", "__consumer_offsets", "--if-not-exists", bootstrap=b)
+    one_line_error(run("delete", "__consumer_offsets", bootstrap=b, check=False), "internal")
     one_line_error(
         run("alter", "no-such-topic", "-c", "retention.ms=1", bootstrap=b, check=False),
         "does not exist",

@@ -17,6 +17,7 @@ import click
 
 DEFAULT_BOOTSTRAP = "localhost:9092"
 DEFAULT_TIMEOUT = 10.0
+INTERNAL_TOPICS = ("__consumer_offsets", "__transaction_state")
 
 # ConfigSource names as librdkafka reports them -> Kafka's shorter words for the listing.
 _SOURCE_WORDS = {
@@ -590,6 +591,8 @@ def delete(
             if if_exists:
                 continue
             _fail(f"topic {name!r} does not exist")
+        if name in INTERNAL_TOPICS:
+            _fail(f"topic {name!r} is a Kafka internal topic and cannot be deleted")
         names.append(name)
     if not names:
         return
