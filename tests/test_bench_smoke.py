@@ -23,7 +23,7 @@ from broker.tools.bench_procs import (
     CpuUsage,
     peak_rss_bytes,
     process_cpu_seconds,
-    thread_cpu_seconds,
+    thread_times,
 )
 from broker.tools.bench_report import BrokerRun, Config, PhaseResult, markdown_table, targets
 
@@ -90,7 +90,7 @@ def test_parse_config() -> None:
 def test_proc_probes_read_a_real_process() -> None:
     pid = os.getpid()
     assert peak_rss_bytes(pid) > 0
-    threads = thread_cpu_seconds(pid)
+    threads = thread_times(pid)
     assert pid in threads  # the main thread's tid is the pid
     before = CpuSnapshot.take(pid)
     deadline = time.process_time() + 0.2
@@ -103,19 +103,20 @@ def test_proc_probes_read_a_real_process() -> None:
     assert usage.busiest_thread_cores > 0  # the main thread did the burning
 
 
-def test_limit_names_the_saturated_side() -> None:
-    def phase(broker_thread: float, client_thread: float, machine: float) -> PhaseResult:
-        cpu = {"busiest_thread_cores": broker_thread, "cores": broker_thread,
-               "machine_cores": machine, "cpu_seconds": 1.0}  # fmt: skip
-        client = {"busiest_thread_cores": client_thread, "cores": client_thread,
-                  "machine_cores": machine}  # fmt: skip
-        return PhaseResult(records=10, bytes=1000, elapsed=1.0, broker_cpu=cpu,
-                           client_cpu=[client], workers=1)  # fmt: skip
+def test_limit_names_the_cpu_bound_side() -> None:
+    def phase(broker: tuple[float, float], client: tuple[float, float]) -> PhaseResult:
+        def usage(run: float, queued: float) -> dict[str, float]:
+            return {"busiest_thread_cores": run, "busiest_thread_queued": queued,
+                    "cores": run, "machine_cores": 2.0, "cpu_seconds": run}  # fmt: skip
 
-    assert phase(0.97, 0.5, 1.5).limit().startswith("broker CPU")
-    assert phase(0.3, 0.95, 1.3).limit().startswith("client CPU")
-    assert phase(0.6, 0.7, 2.0).limit().startswith("machine CPU, client used most")
-    assert phase(0.1, 0.1, 0.3).limit().startswith("neither")
+        return PhaseResult(records=10, bytes=1000, elapsed=1.0, broker_cpu=usage(*broker),
+                           client_cpu=[usage(*client)], workers=1)  # fmt: skip
+
+    assert phase((0.97, 0.0), (0.5, 0.1)).limit().startswith("broker CPU (b 0.97+0.00q")
+    assert phase((0.3, 0.1), (0.95, 0.0)).limit().startswith("client CPU (b")
+    # runnable but kept off the cores by other load: still CPU-bound, and said so
+    assert phase((0.5, 0.45), (0.2, 0.1)).limit().startswith("broker CPU (starved")
+    assert phase((0.1, 0.05), (0.1, 0.0)).limit().startswith("neither")
 
 
 def test_table_has_both_brokers_and_the_ratio() -> None:

@@ -31,7 +31,6 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from broker.tools import bench_workloads as wl
 from broker.tools.bench_procs import BenchBroker, CpuSnapshot, CpuUsage, peak_rss_bytes
 from broker.tools.bench_report import (
-    SATURATED,
     BrokerRun,
     Config,
     PhaseResult,
@@ -152,10 +151,8 @@ class Bench:
         best = attempt(1)
         workers = 1
         while best.error is None and workers * 2 <= most:
-            client = max((c["busiest_thread_cores"] for c in best.client_cpu), default=0.0)
-            broker_busy = best.broker_cpu.get("busiest_thread_cores", 0.0)
-            if client < SATURATED or broker_busy >= SATURATED:
-                break
+            if not best.limit().startswith("client CPU"):
+                break  # another client process can only help when the client loop limits
             workers *= 2
             result = attempt(workers)
             if result.error is not None or result.records_per_s <= best.records_per_s * 1.1:

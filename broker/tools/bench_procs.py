@@ -38,13 +38,15 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def thread_cpu_seconds(pid: int) -> dict[int, float]:
-    """CPU time per thread id, in seconds; threads that vanish mid-read are skipped.
+def thread_times(pid: int) -> dict[int, tuple[float, float]]:
+    """Per thread id: (seconds run on a CPU, seconds runnable but waiting for a CPU).
 
-    Read from schedstat (nanoseconds of run time) rather than stat (clock ticks): the
-    busiest-thread figure of a short phase would otherwise move in 10 ms steps.
+    From schedstat (nanoseconds) rather than stat (clock ticks), so a short phase is not
+    measured in 10 ms steps; the run-queue wait tells a thread starved by the shared cores
+    (CPU-bound, but not given a CPU) from one that was idle waiting on the other side.
+    Threads that vanish mid-read are skipped.
     """
-    out: dict[int, float] = {}
+    out: dict[int, tuple[float, float]] = {}
     try:
         tids = os.listdir(f"/proc/{pid}/task")
     except FileNotFoundError:
@@ -52,8 +54,9 @@ def thread_cpu_seconds(pid: int) -> dict[int, float]:
     for tid in tids:
         try:
             with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                out[int(tid)] = int(f.read().split()[0]) / 1e9
-        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+                run_ns, wait_ns = f.read().split()[:2]
+            out[int(tid)] = (int(run_ns) / 1e9, int(wait_ns) / 1e9)
+        except (FileNotFoundError, ProcessLookupError, ValueError):
             continue
     return out
 
@@ -82,7 +85,7 @@ class CpuSnapshot:
 
     wall: float
     process: float
-    threads: dict[int, float]
+    threads: dict[int, tuple[float, float]]
     machine_busy: float
     machine_total: float
 
@@ -91,27 +94,37 @@ class CpuSnapshot:
         busy, total = machine_cpu_seconds()
         if pid is None:
             return cls(time.monotonic(), 0.0, {}, busy, total)
-        return cls(time.monotonic(), process_cpu_seconds(pid), thread_cpu_seconds(pid), busy, total)
+        return cls(time.monotonic(), process_cpu_seconds(pid), thread_times(pid), busy, total)
 
 
 @dataclass
 class CpuUsage:
-    """CPU used between two snapshots: seconds, and cores busy (process, busiest thread, machine)."""
+    """CPU used between two snapshots, in seconds and in cores (seconds per wall second).
+
+    ``busiest_thread_cores`` is the run time of the thread that wanted a CPU most, and
+    ``busiest_thread_queued`` the time that thread sat runnable on a run queue: run + queued
+    near 1 core means the thread was CPU-bound even when the shared cores did not let it run.
+    """
 
     wall: float
     cpu_seconds: float
     cores: float
     busiest_thread_cores: float
+    busiest_thread_queued: float
     machine_cores: float
 
     @classmethod
     def between(cls, a: CpuSnapshot, b: CpuSnapshot) -> CpuUsage:
         wall = max(b.wall - a.wall, 1e-9)
         cpu = b.process - a.process
-        busiest = max((b.threads[t] - a.threads.get(t, 0.0) for t in b.threads), default=0.0)
+        run = queued = 0.0
+        for tid, (run_b, wait_b) in b.threads.items():
+            run_a, wait_a = a.threads.get(tid, (0.0, 0.0))
+            if (run_b - run_a) + (wait_b - wait_a) > run + queued:
+                run, queued = run_b - run_a, wait_b - wait_a
         machine_total = max(b.machine_total - a.machine_total, 1e-9)
         machine_cores = (b.machine_busy - a.machine_busy) / machine_total * NCPU
-        return cls(wall, cpu, cpu / wall, busiest / wall, machine_cores)
+        return cls(wall, cpu, cpu / wall, run / wall, queued / wall, machine_cores)
 
     def as_dict(self) -> dict[str, float]:
         return {
@@ -119,6 +132,7 @@ class CpuUsage:
             "cpu_seconds": self.cpu_seconds,
             "cores": self.cores,
             "busiest_thread_cores": self.busiest_thread_cores,
+            "busiest_thread_queued": self.busiest_thread_queued,
             "machine_cores": self.machine_cores,
         }
 

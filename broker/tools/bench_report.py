@@ -10,13 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from broker.tools.bench_procs import NCPU
-
 MB = 1e6
 GB = 1e9
 
-# A thread at or above this many cores is saturated (sampling in clock ticks is coarse).
-SATURATED = 0.85
+# A thread that ran or sat runnable this share of the wall time is CPU-bound (what is left
+# is its own waits on the other side, and the probes' granularity).
+SATURATED = 0.8
 
 
 @dataclass(frozen=True)
@@ -65,38 +64,52 @@ class PhaseResult:
         return self.broker_cpu["cpu_seconds"] / (self.bytes / GB)
 
     def limit(self) -> str:
-        """Which side limited the figure, from the CPU each side used while it ran.
+        """Which side limited the figure, from the CPU each side wanted while it ran.
 
-        A saturated thread (the broker's event loop, or a client's Python loop) is a limit by
-        itself; otherwise, when the machine's cores were all busy, the side that used more of
-        them is named. The figures follow: busiest thread / whole process, in cores.
+        A thread (the broker's event loop, or a client's Python loop) that was running or
+        runnable nearly all the time is CPU-bound: it limits, and if the shared cores kept it
+        waiting on a run queue, the machine did too. Otherwise nobody was CPU-bound and the
+        figure is set by waits (round trips, fetch waits, disk). The figures follow, in cores:
+        busiest thread run + queued / whole process, for the broker (b) and the clients (c),
+        and the whole machine's busy cores (m).
         """
         if self.error:
             return "failed"
         if not self.client_cpu:
             return "n/a"
-        b_thread = self.broker_cpu.get("busiest_thread_cores")
-        b_total = self.broker_cpu.get("cores")
-        c_thread = max(c["busiest_thread_cores"] for c in self.client_cpu)
-        c_total = sum(c["cores"] for c in self.client_cpu)
-        machine = self.broker_cpu.get("machine_cores") or max(
-            c["machine_cores"] for c in self.client_cpu
+        b = self.broker_cpu
+        b_want = b["busiest_thread_cores"] + b.get("busiest_thread_queued", 0.0) if b else None
+        c = max(
+            self.client_cpu,
+            key=lambda u: u["busiest_thread_cores"] + u.get("busiest_thread_queued", 0.0),
         )
-        if b_thread is not None and b_thread >= SATURATED:
-            side = "broker CPU"
-        elif c_thread >= SATURATED:
-            side = "client CPU"
-        elif machine >= SATURATED * NCPU:
-            ours = c_total + (b_total or 0.0)
-            if ours < machine / 2:
-                side = "machine CPU, other load used most"
-            else:
-                heavier = "client" if b_total is None or c_total >= b_total else "broker"
-                side = f"machine CPU, {heavier} used most"
+        c_want = c["busiest_thread_cores"] + c.get("busiest_thread_queued", 0.0)
+        c_total = sum(u["cores"] for u in self.client_cpu)
+        machine = b.get("machine_cores") if b else c["machine_cores"]
+        bound = []
+        if b_want is not None and b_want >= SATURATED:
+            bound.append(("broker", b_want, b["busiest_thread_cores"]))
+        if c_want >= SATURATED:
+            bound.append(("client", c_want, c["busiest_thread_cores"]))
+        if bound:
+            side, _, ran = max(bound, key=lambda x: x[1])
+            side = f"{side} CPU"
+            if ran < SATURATED:
+                side += " (starved by the shared cores)"
         else:
             side = "neither (waiting)"
-        broker = "b n/a" if b_thread is None else f"b {b_thread:.2f}/{b_total:.2f}"
-        return f"{side} ({broker}, c {c_thread:.2f}/{c_total:.2f}, m {machine:.1f})"
+        if b:
+            broker = (
+                f"b {b['busiest_thread_cores']:.2f}+{b.get('busiest_thread_queued', 0.0):.2f}q"
+                f"/{b['cores']:.2f}"
+            )
+        else:
+            broker = "b n/a"
+        client = (
+            f"c {c['busiest_thread_cores']:.2f}+{c.get('busiest_thread_queued', 0.0):.2f}q"
+            f"/{c_total:.2f}"
+        )
+        return f"{side} ({broker}, {client}, m {machine:.1f})"
 
     def as_dict(self) -> dict[str, Any]:
         return {
