@@ -34,11 +34,13 @@ UNKNOWN_SERVER_ERROR = -1
 CORRUPT_MESSAGE = 2
 UNKNOWN_TOPIC_OR_PARTITION = 3
 MESSAGE_TOO_LARGE = 10
+INVALID_TIMESTAMP = 32
 NOT_ENOUGH_REPLICAS = 19
 INVALID_REQUIRED_ACKS = 21
 KAFKA_STORAGE_ERROR = 56
 INVALID_RECORD = 87
 
+LONG_MAX = 2**63 - 1
 MAX_UNCOMPRESSED_INSPECT = 64 * 1024 * 1024  # bound on decompression when looking inside
 
 
@@ -53,8 +55,38 @@ class AppendResult:
     duplicate: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class AppendLimits:
+    max_message_bytes: int
+    log_append_time: bool
+    compacted: bool
+    min_insync_replicas: int
+    timestamp_before_max_ms: int
+    timestamp_after_max_ms: int
+
+
 def partition_dir_name(topic: str, index: int) -> str:
     return f"{topic}-{index}"
+
+
+def _check_timestamps(batch: Any, now_ms: int, limits: AppendLimits) -> str | None:
+    """message.timestamp.before/after.max.ms on a CreateTime batch (its first and largest
+    timestamps bound every record's)."""
+    if limits.timestamp_before_max_ms < LONG_MAX and (
+        now_ms - batch.base_timestamp > limits.timestamp_before_max_ms
+    ):
+        return (
+            f"timestamp {batch.base_timestamp} is more than "
+            f"message.timestamp.before.max.ms={limits.timestamp_before_max_ms} in the past"
+        )
+    if limits.timestamp_after_max_ms < LONG_MAX and (
+        batch.max_timestamp - now_ms > limits.timestamp_after_max_ms
+    ):
+        return (
+            f"timestamp {batch.max_timestamp} is more than "
+            f"message.timestamp.after.max.ms={limits.timestamp_after_max_ms} in the future"
+        )
+    return None
 
 
 class Partition:
@@ -111,31 +143,37 @@ class Partition:
         self.configs = dict(topic.configs)
         kwargs = self.manager.log_kwargs(self.configs)
         self.log.update_config(**kwargs)
-        self._max_message_bytes = None
-        self._timestamp_type = None
-        self._compacted = None
+        self._limits = None
 
-    _max_message_bytes: int | None = None
-    _timestamp_type: str | None = None
-    _compacted: bool | None = None
+    _limits: AppendLimits | None = None
+
+    @property
+    def limits(self) -> AppendLimits:
+        """The topic configs the append path enforces, resolved once per config change."""
+        if self._limits is None:
+            before = int(self.config_value("message.timestamp.before.max.ms"))
+            difference = int(self.config_value("message.timestamp.difference.max.ms"))
+            self._limits = AppendLimits(
+                max_message_bytes=int(self.config_value("max.message.bytes")),
+                log_append_time=self.config_value("message.timestamp.type") == "LogAppendTime",
+                compacted="compact" in self.config_value("cleanup.policy"),
+                min_insync_replicas=int(self.config_value("min.insync.replicas")),
+                timestamp_before_max_ms=min(before, difference),
+                timestamp_after_max_ms=int(self.config_value("message.timestamp.after.max.ms")),
+            )
+        return self._limits
 
     @property
     def max_message_bytes(self) -> int:
-        if self._max_message_bytes is None:
-            self._max_message_bytes = int(self.config_value("max.message.bytes"))
-        return self._max_message_bytes
+        return self.limits.max_message_bytes
 
     @property
     def log_append_time_type(self) -> bool:
-        if self._timestamp_type is None:
-            self._timestamp_type = str(self.config_value("message.timestamp.type"))
-        return self._timestamp_type == "LogAppendTime"
+        return self.limits.log_append_time
 
     @property
     def compacted(self) -> bool:
-        if self._compacted is None:
-            self._compacted = "compact" in self.config_value("cleanup.policy")
-        return self._compacted
+        return self.limits.compacted
 
     # -- produce -------------------------------------------------------------------------
     def append(self, records: bytes | bytearray | None, required_acks: int) -> AppendResult:
@@ -152,14 +190,17 @@ class Partition:
             result.log_start_offset = self.log_start_offset
             return result
         buf = bytearray(records)
+        limits = self.limits
         try:
-            batches = _core.scan_batches(buf)
+            # The CRC is checked once, by Log.append_batches (and below for duplicates).
+            batches = _core.scan_batches(buf, validate_crc=False)
         except _core.CorruptRecordError as exc:
             result.error_code = CORRUPT_MESSAGE
             result.error_message = str(exc)
             return result
-        max_bytes = self.max_message_bytes
+        max_bytes = limits.max_message_bytes
         idempotent = False
+        now_ms = int(time.time() * 1000)
         for b in batches:
             if b.size > max_bytes:
                 result.error_code = MESSAGE_TOO_LARGE
@@ -173,19 +214,24 @@ class Partition:
                 return result
             if b.producer_id >= 0:
                 idempotent = True
+            if not limits.log_append_time and b.timestamp_type == 0:
+                error = _check_timestamps(b, now_ms, limits)
+                if error is not None:
+                    result.error_code = INVALID_TIMESTAMP
+                    result.error_message = error
+                    return result
         if idempotent and len(batches) != 1:
             result.error_code = INVALID_RECORD
             result.error_message = "idempotent produce requests must carry exactly one batch"
             return result
-        if self.compacted:
+        if limits.compacted:
             error = self._check_keys(buf, batches)
             if error is not None:
                 result.error_code = INVALID_RECORD
                 result.error_message = error
                 return result
         if required_acks == -1:
-            min_isr = int(self.config_value("min.insync.replicas"))
-            if len(self.isr) < min_isr:
+            if len(self.isr) < limits.min_insync_replicas:
                 result.error_code = NOT_ENOUGH_REPLICAS
                 return result
 
@@ -203,15 +249,20 @@ class Partition:
                 result.log_start_offset = self.log_start_offset
                 return result
             if dup is not None:
+                try:
+                    _core.scan_batches(buf)  # the retry must still be intact
+                except _core.CorruptRecordError as exc:
+                    result.error_code, result.error_message = CORRUPT_MESSAGE, str(exc)
+                    return result
                 result.base_offset = dup.first_offset
                 result.log_start_offset = self.log_start_offset
                 result.duplicate = True
-                if self.log_append_time_type:
+                if limits.log_append_time:
                     result.log_append_time = dup.timestamp
                 return result
             producer = (b.producer_id, b.producer_epoch, b.base_sequence, last_seq)
 
-        log_append_time = int(time.time() * 1000) if self.log_append_time_type else -1
+        log_append_time = now_ms if limits.log_append_time else -1
         from fastlog import errors
 
         try:

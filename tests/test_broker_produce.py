@@ -366,3 +366,33 @@ def test_produce_pipelined_in_order(client: RawClient) -> None:
 
 
 _ = struct
+
+
+def test_invalid_timestamp(make_broker) -> None:
+    b = make_broker(
+        {
+            "log.message.timestamp.after.max.ms": "60000",
+            "log.message.timestamp.before.max.ms": "3600000",
+        }
+    )
+    c = RawClient(b.bootstrap)
+    now = int(time.time() * 1000)
+    r = partition_response(
+        c.call(produce_request(9, "ts", 0, batch([b"future"], ts=now + 3_600_000)))
+    )
+    assert r.error_code.value == 32  # INVALID_TIMESTAMP
+    r = partition_response(c.call(produce_request(9, "ts", 0, batch([b"past"], ts=1000))))
+    assert r.error_code.value == 32
+    r = partition_response(c.call(produce_request(9, "ts", 0, batch([b"now"], ts=now))))
+    assert (r.error_code.value, r.base_offset) == (0, 0)
+    c.close()
+
+
+def test_min_insync_replicas_above_isr(make_broker) -> None:
+    b = make_broker({"min.insync.replicas": "2"})
+    c = RawClient(b.bootstrap)
+    r = partition_response(c.call(produce_request(9, "misr", 0, batch([b"v"]), acks=-1)))
+    assert r.error_code.value == 19  # NOT_ENOUGH_REPLICAS
+    r = partition_response(c.call(produce_request(9, "misr", 0, batch([b"v"]), acks=1)))
+    assert r.error_code.value == 0
+    c.close()
