@@ -514,27 +514,24 @@ def _check_storage(typed: Mapping[str, Any]) -> None:
 def explicit_broker_value(broker_config: Any, name: str) -> str | None:
     """The value of broker property ``name`` if it was set explicitly (file or override).
 
-    Accepts a mapping of explicit properties, or a BrokerConfig exposing them as
-    ``explicit``/``overrides``/``props``/``properties`` mappings or an ``is_explicit``/``is_set``
-    predicate with ``get``.
+    Accepts a mapping of the explicit properties (tests), or the broker's BrokerConfig, whose
+    ``is_set(name)`` says whether a property was given and ``get(name)`` its typed value.
     """
     if broker_config is None:
         return None
     if isinstance(broker_config, Mapping):
         v = broker_config.get(name)
         return None if v is None else _broker_str(v)
-    for attr in ("explicit", "overrides", "props", "properties", "raw"):
-        m = getattr(broker_config, attr, None)
-        if isinstance(m, Mapping):
-            v = m.get(name)
-            return None if v is None else _broker_str(v)
-    for attr in ("is_explicit", "is_set"):
-        pred = getattr(broker_config, attr, None)
-        if callable(pred):
-            if not pred(name):
-                return None
-            v = broker_config.get(name)
-            return None if v is None else _broker_str(v)
+    is_set = getattr(broker_config, "is_set", None)
+    if callable(is_set):
+        if not is_set(name):
+            return None
+        v = broker_config.get(name)
+        return None if v is None else _broker_str(v)
+    explicit = getattr(broker_config, "explicit", None)
+    if isinstance(explicit, Mapping):
+        v = explicit.get(name)
+        return None if v is None else _broker_str(v)
     return None
 
 
