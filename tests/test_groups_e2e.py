@@ -517,6 +517,30 @@ def test_static_member_restarts_without_rebalance(
     )
 
 
+@pytest.mark.parametrize("client", ["confluent", "aiokafka"])
+def test_group_survives_broker_kill_without_rebalance(client: str, make_broker, workers) -> None:
+    """kill -9 of the broker: committed offsets and the group's generation come back from
+    __consumer_offsets, so running consumers carry on where they were, without a rebalance."""
+    b = make_broker(dict(BROKER_OVERRIDES))
+    topic, group = f"crash-{client}", f"g-crash-{client}"
+    create_topic(b.bootstrap, topic)
+    w = Worker(client, b.bootstrap, group, topic, commit=True)
+    workers.append(w)
+    wait_until(lambda: w.assignment() == set(range(6)), 40, "the consumer to own 6 partitions")
+    first = produce(b.bootstrap, topic, 30, "before")
+    wait_until(lambda: {r["value"] for r in w.records()} >= first, 30, "first batch consumed")
+    time.sleep(0.5)
+    assigns = w.count("assigned")
+    b.kill()
+    b.start()
+    second = produce(b.bootstrap, topic, 30, "after")
+    wait_until(lambda: {r["value"] for r in w.records()} >= second, 40, "second batch consumed")
+    time.sleep(1.0)
+    assert w.count("assigned") == assigns  # same generation: no rebalance
+    values = [r["value"] for r in w.records()]
+    assert len(values) == len(set(values)) == 60  # nothing read twice
+
+
 def test_commit_metadata_round_trips_across_restart(make_broker) -> None:
     """Metadata strings committed by two different clients come back, also after a restart."""
     from confluent_kafka import Consumer, TopicPartition
