@@ -36,10 +36,10 @@ def run_bench(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.timeout(300)
-def test_one_second_run_against_fastlog(tmp_path: Path) -> None:
+def test_short_run_against_fastlog(tmp_path: Path) -> None:
     out = tmp_path / "results"
     proc = run_bench(
-        "--only", "fastlog", "--config", "1:100:1", "--duration", "1",
+        "--only", "fastlog", "--config", "1:100:1", "--duration", "3",
         "--max-bytes", "2000000", "--producers", "1", "--consumers", "1",
         "--rate", "1000", "--output", str(out),
     )  # fmt: skip
