@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_IN_FLIGHT = 64
+MIN_INFLIGHT_BYTES = 16 << 20
 WRITE_HIGH_WATER = 1 << 20
 WRITE_LOW_WATER = 1 << 18
 _CLOSE = object()  # response slot value: close the connection after earlier responses
@@ -54,6 +55,12 @@ class KafkaConnection(asyncio.Protocol):
         self.client_id: str | None = None
         self._buf = bytearray()
         self._slots: collections.deque[asyncio.Future[Any]] = collections.deque()
+        # Request bytes read but not yet answered: reading pauses above a bound, so a client
+        # pipelining large requests cannot make the broker hold more than about two of them.
+        self._slot_bytes: collections.deque[int] = collections.deque()
+        self._inflight_bytes = 0
+        self._frame_size = 0
+        self.max_inflight_bytes = max(self.max_request, MIN_INFLIGHT_BYTES)
         self._slot_ready = asyncio.Event()
         self._writable = asyncio.Event()
         self._writable.set()
@@ -126,6 +133,7 @@ class KafkaConnection(asyncio.Protocol):
             end = pos + 4 + size
             if end > n:
                 break
+            self._frame_size = size
             try:
                 self._dispatch(bytes(buf[pos + 4 : end]))
             except Exception:  # a bug here must cost this connection only
@@ -138,7 +146,9 @@ class KafkaConnection(asyncio.Protocol):
                 return
         if pos:
             del buf[:pos]
-        if len(self._slots) >= MAX_IN_FLIGHT and not self._reading_paused:
+        if not self._reading_paused and (
+            len(self._slots) >= MAX_IN_FLIGHT or self._inflight_bytes >= self.max_inflight_bytes
+        ):
             self._reading_paused = True
             self.transport.pause_reading()  # type: ignore[union-attr]
 
@@ -153,6 +163,9 @@ class KafkaConnection(asyncio.Protocol):
         if value is not None:
             fut.set_result(value)
         self._slots.append(fut)
+        self._slot_bytes.append(self._frame_size)
+        self._inflight_bytes += self._frame_size
+        self._frame_size = 0
         self._slot_ready.set()
         return fut
 
@@ -266,7 +279,12 @@ class KafkaConnection(asyncio.Protocol):
                         return
                     value = _CLOSE
                 self._slots.popleft()
-                if self._reading_paused and len(self._slots) < MAX_IN_FLIGHT // 2:
+                self._inflight_bytes -= self._slot_bytes.popleft()
+                if (
+                    self._reading_paused
+                    and len(self._slots) < MAX_IN_FLIGHT // 2
+                    and self._inflight_bytes < self.max_inflight_bytes // 2
+                ):
                     if not getattr(self, "_closed_input", False):
                         self._reading_paused = False
                         self.transport.resume_reading()  # type: ignore[union-attr]

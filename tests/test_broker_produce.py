@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import struct
+import threading
 import time
 
 import pytest
@@ -395,4 +396,24 @@ def test_min_insync_replicas_above_isr(make_broker) -> None:
     assert r.error_code.value == 19  # NOT_ENOUGH_REPLICAS
     r = partition_response(c.call(produce_request(9, "misr", 0, batch([b"v"]), acks=1)))
     assert r.error_code.value == 0
+    c.close()
+
+
+def test_pipelined_large_requests_are_paced(make_broker) -> None:
+    """40 pipelined ~900 KB produce requests (more than the in-flight byte bound): reading
+    pauses and resumes, every request is answered in order."""
+    b = make_broker({"socket.request.max.bytes": str(1 << 20), "message.max.bytes": str(1 << 20)})
+    c = RawClient(b.bootstrap)
+    payload = batch([b"p" * 900_000])
+    sender = threading.Thread(
+        target=lambda: [
+            c.send(produce_request(9, "paced", 0, payload), correlation_id=i) for i in range(40)
+        ]
+    )
+    sender.start()
+    for i in range(40):
+        got, r = decode_response(c.read_frame(), 0, 9)
+        assert got == i
+        assert partition_response(r).base_offset == i
+    sender.join()
     c.close()
