@@ -541,6 +541,49 @@ def test_group_survives_broker_kill_without_rebalance(client: str, make_broker, 
     assert len(values) == len(set(values)) == 60  # nothing read twice
 
 
+def test_offsets_retention_expires_offsets_of_empty_groups_only(make_broker, workers) -> None:
+    """offsets.retention.minutes on a live broker (0 here, so expiry is due at every check)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    overrides = dict(BROKER_OVERRIDES)
+    overrides.update(
+        {"offsets.retention.minutes": "0", "offsets.retention.check.interval.ms": "300"}
+    )
+    b = make_broker(overrides)
+    create_topic(b.bootstrap, "ret")
+
+    def committed(group: str) -> list[int]:
+        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": group})
+        try:
+            return [
+                tp.offset
+                for tp in c.committed([TopicPartition("ret", p) for p in range(6)], timeout=10)
+            ]
+        finally:
+            c.close()
+
+    w = Worker("confluent", b.bootstrap, "g-ret-active", "ret", commit=True)
+    workers.append(w)
+    wait_until(lambda: w.assignment() == set(range(6)), 40, "the consumer to own 6 partitions")
+    values = produce(b.bootstrap, "ret", 12, "ret")
+    wait_until(lambda: {r["value"] for r in w.records()} >= values, 30, "records consumed")
+    time.sleep(1.5)  # several expiry checks
+    assert committed("g-ret-active") == [2] * 6  # a group with members keeps its offsets
+    w.stop()  # leaves: the group is empty now, its offsets are due
+    wait_until(
+        lambda: committed("g-ret-active") == [-1001] * 6, 15, "offsets of the empty group to expire"
+    )
+    assert "g-ret-active" not in groups_list_output(b.bootstrap)
+
+
+def groups_list_output(bootstrap: str) -> str:
+    from click.testing import CliRunner
+
+    from broker.tools.groups import groups
+
+    return CliRunner().invoke(groups, ["list", "-b", bootstrap, "--timeout", "5"]).output
+
+
 def test_commit_metadata_round_trips_across_restart(make_broker) -> None:
     """Metadata strings committed by two different clients come back, also after a restart."""
     from confluent_kafka import Consumer, TopicPartition
