@@ -119,7 +119,7 @@ class Admin:
         return meta
 
     def wait(self, futures: dict[Any, Any], what: Callable[[Any], str]) -> dict[Any, Any]:
-        """Wait for every future; report the first failure as ToolError."""
+        """Wait for every future; report all failures as one ToolError line."""
         from confluent_kafka import KafkaException
 
         results, failures = {}, []
