@@ -33,6 +33,7 @@ import re
 import shutil
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain, repeat
 from pathlib import Path
 from typing import Any
 
@@ -377,7 +378,7 @@ class Log:
                 if ts_type or not CORE_TAKES_BARE_VALUES:
                     batch = _core.build_batch(records, base_offset=base, timestamp_type=ts_type)
                 else:
-                    batch = _core.build_batch(records, base_offset=base)
+                    batch = _core.build_batch(records, base_offset=base, timestamp=now)
             except (TypeError, ValueError, OverflowError) as e:
                 raise InvalidRecordError(f"cannot encode records: {e}") from e
             if len(batch) > cfg.max_message_bytes:
@@ -572,7 +573,10 @@ class Log:
                 raise OffsetOutOfRangeError(
                     f"offset {offset} is outside [{self._log_start_offset}, {self._end}]"
                 )
-        return self._read_iter(offset, -1 if max_records is None else max_records)
+        # chain: records are handed out at C speed; the generator runs once per chunk
+        return chain.from_iterable(
+            self._read_chunks(offset, -1 if max_records is None else max_records)
+        )
 
     def __iter__(self) -> Iterator[Record]:
         return self.read()
@@ -591,7 +595,7 @@ class Log:
         i = bisect.bisect_right(self._bases, seg.base_offset)
         return self._segments[i] if i < len(self._segments) else None
 
-    def _read_iter(self, offset: int, remaining: int) -> Iterator[Record]:
+    def _read_chunks(self, offset: int, remaining: int) -> Iterator[list[Record]]:
         seg: LogSegment | None = None
         pos = gen = 0
         want = READ_CHUNK
@@ -647,12 +651,8 @@ class Log:
             pos += end
             if remaining > 0:
                 remaining -= len(recs)
-            if _CORE_MAKES_RECORDS:
-                yield from recs
-            else:
-                make, record = _make, Record
-                for r in recs:
-                    yield make(record, r)
+            if recs:
+                yield recs if _CORE_MAKES_RECORDS else list(map(_make, repeat(Record), recs))
 
     def read_slice(
         self,
