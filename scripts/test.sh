@@ -42,7 +42,9 @@ mkdir -p "$stamp_dir"
 pip_key="$("$PYTHON" -c 'import sys; print(sys.executable)') $(sha256sum pyproject.toml setup.py | sha256sum | cut -c1-16)"
 if [ "$force" = 1 ] || [ "$(cat "$stamp_dir/pip" 2>/dev/null)" != "$pip_key" ] \
     || ! "$PYTHON" -c 'import fastlog, broker, pytest, kafka, aiokafka, confluent_kafka, snappy, lz4, zstandard' 2>/dev/null; then
-    "$PYTHON" -m pip install -q --upgrade pip
+    # Best effort: Debian's own pip cannot be upgraded in place (no RECORD file); it is new
+    # enough for editable installs as it is.
+    "$PYTHON" -m pip install -q --upgrade pip || true
     "$PYTHON" -m pip install -q -e '.[test]'
     echo "$pip_key" >"$stamp_dir/pip"
 fi
