@@ -93,6 +93,10 @@ def test_create_list_describe_alter_grow_delete(broker) -> None:
     assert desc["partitions"][1]["end_offset"] == 5
     assert len(desc["topic_id"]) == 22 and "/" not in desc["topic_id"]
 
+    every = json.loads(run("describe", "--exclude-internal", "--json", bootstrap=b).stdout)
+    assert "cli-orders" in [d["topic"] for d in every]
+    assert not [d for d in every if d["topic"].startswith("__")]
+
     out = run("add-partitions", "cli-orders", "4", bootstrap=b)
     assert "from 2 to 4 partitions" in out.stdout
     desc = json.loads(run("describe", "cli-orders", "--json", bootstrap=b).stdout)[0]

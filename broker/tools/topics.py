@@ -437,11 +437,17 @@ def _print_description(d: dict[str, Any], all_configs: bool) -> None:
     help="Show every config with its source, not only the topic's overrides.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.option(
+    "--exclude-internal",
+    is_flag=True,
+    help="Without TOPIC: leave out __consumer_offsets and friends.",
+)
 @common
 def describe(
     topic_names: tuple[str, ...],
     all_configs: bool,
     as_json: bool,
+    exclude_internal: bool,
     bootstrap_server: str,
     timeout: float,
 ) -> None:
@@ -453,10 +459,12 @@ def describe(
     Examples:
       fastlog topics describe orders
       fastlog topics describe orders --all-configs
-      fastlog topics describe --json | jq '.[].partitions'
+      fastlog topics describe --exclude-internal --json | jq '.[].partitions'
     """
     admin = Admin(bootstrap_server, timeout)
-    names = list(topic_names) or sorted(admin.metadata.topics)
+    names = list(topic_names) or sorted(
+        n for n in admin.metadata.topics if not (exclude_internal and n.startswith("__"))
+    )
     for name in names:
         admin.topic(name)  # unknown topics fail before any output
     described = [_describe_one(admin, name, all_configs) for name in names]
