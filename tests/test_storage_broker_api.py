@@ -233,3 +233,17 @@ def test_append_batches_validates_records(tmp_path: Path):
         with pytest.raises(fastlog.CorruptRecordError):
             log.append_batches(buf)
         assert log.end_offset == 0
+
+
+def test_replication_append_with_a_huge_offset_gap(tmp_path: Path):
+    """A compacted leader can have gaps wider than a segment's int32 relative offsets."""
+    far = 5 * 2**31
+    with Log(tmp_path) as log:
+        log.append_batches(client_batch(2))
+        buf = bytearray(_core.build_batch([(b"k", b"v", None, NOW)], base_offset=far))
+        log.append_batches(buf, assign_offsets=False)
+        assert log.end_offset == far + 1
+        assert [r.offset for r in log.read()] == [0, 1, far]
+        assert log.segments[-1].base_offset == far
+    with Log(tmp_path) as log:
+        assert [r.offset for r in log.read(far)] == [far]

@@ -105,7 +105,12 @@ class LogCleaner:
 
             # pass 2: rewrite, group by group
             for group in self._group(segs, cfg.segment_bytes, cfg.segment_index_bytes):
-                cleaned = self._clean_group(group, offset_map, log_start, now, cfg, stats)
+                try:
+                    cleaned = self._clean_group(group, offset_map, log_start, now, cfg, stats)
+                except FileNotFoundError:
+                    # retention or truncation removed the group meanwhile
+                    logger.info("%s: segments deleted while cleaning; group skipped", log.dir)
+                    continue
                 self._swap(group, cleaned, generations)
             log._write_cleaner_checkpoint(end)
             with log._lock:

@@ -84,6 +84,7 @@ READ_CHUNK = 256 * 1024
 CHECKPOINT_INTERVAL_MS = 60_000
 
 _make = tuple.__new__
+_INT32_MAX = 2**31 - 1
 
 
 def _core_makes_records() -> bool:
@@ -480,8 +481,12 @@ class Log:
         max_ts = max(i.max_timestamp for i in infos) if len(infos) > 1 else infos[0].max_timestamp
         now = now_ms()
         seg = self._segments[-1]
-        if seg.should_roll(len(data), max_ts, last_offset, cfg.segment_bytes, cfg.segment_ms, now):
-            seg = self._roll_locked()
+        first = infos[0].base_offset
+        if first - seg.base_offset > _INT32_MAX or seg.should_roll(
+            len(data), max_ts, last_offset, cfg.segment_bytes, cfg.segment_ms, now
+        ):
+            # a replicated batch far past the end (a compacted leader) starts its own segment
+            seg = self._roll_locked(new_base=max(self._end, first))
         seg.append(data, infos)
         self._end = last_offset + 1
         self._unflushed += records
@@ -490,9 +495,11 @@ class Log:
         ):
             self._flush_locked(self._end, checkpoint=False)
 
-    def _roll_locked(self, *, enforce_retention: bool = True) -> LogSegment:
+    def _roll_locked(
+        self, *, enforce_retention: bool = True, new_base: int | None = None
+    ) -> LogSegment:
         old = self._segments[-1]
-        new_base = self._end
+        new_base = self._end if new_base is None else new_base
         if old.base_offset == new_base:
             return old  # empty active segment: nothing to roll
         old.on_become_inactive()
