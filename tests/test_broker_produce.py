@@ -4,7 +4,6 @@ producer (dedup, sequence and epoch errors, state across restarts), on raw socke
 from __future__ import annotations
 
 import datetime
-import struct
 import threading
 import time
 
@@ -364,9 +363,6 @@ def test_produce_pipelined_in_order(client: RawClient) -> None:
     assert offsets == list(range(200))
     _, records = fetch_all(client, "pipelined")
     assert [int(r[3]) for r in records] == list(range(200))
-
-
-_ = struct
 
 
 def test_invalid_timestamp(make_broker) -> None:
