@@ -364,6 +364,18 @@ def test_unknown_topic(make_broker: Callable[..., BrokerProcess]) -> None:
     )
 
 
+def test_invalid_topic_name(broker: BrokerProcess) -> None:
+    proc = fastlog("produce", "bad topic!", "-b", broker.bootstrap, input=b"x\n")
+    assert_one_line_error(proc, 1, "invalid topic name 'bad topic!' (at most 249 of ASCII letters")
+
+
+def test_unresolvable_host() -> None:
+    proc = fastlog("consume", "t", "-b", "nosuchhost.invalid:9092")
+    assert_one_line_error(
+        proc, 1, "cannot reach broker at nosuchhost.invalid:9092: Failed to resolve"
+    )
+
+
 def test_consume_into_a_closed_pipe(broker: BrokerProcess, topic: str) -> None:
     produce_direct(broker.bootstrap, topic, [(None, b"x" * 100, 0)] * 2000)
     proc = subprocess.run(

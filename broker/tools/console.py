@@ -248,7 +248,9 @@ def topic_metadata(
         if code == KafkaError.UNKNOWN_TOPIC_OR_PART or (tmd is None and remaining <= 0):
             raise ToolError(f"unknown topic '{topic}' (not found on {bootstrap})")
         if code == KafkaError.TOPIC_EXCEPTION:
-            raise ToolError(f"invalid topic name '{topic}'")
+            raise ToolError(
+                f"invalid topic name '{topic}' (at most 249 of ASCII letters, digits, '.', '_', '-')"
+            )
         if code == KafkaError.TOPIC_AUTHORIZATION_FAILED:
             raise ToolError(f"not authorized to access topic '{topic}'")
         if time.monotonic() >= deadline:
