@@ -13,6 +13,7 @@ soon as an append returns.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import time
 from collections.abc import Iterable, Iterator
@@ -365,6 +366,8 @@ class ReplicaManager:
         self.partitions: dict[tuple[str, int], Partition] = {}
         self._log_cls: Any = None
         self._warned_no_storage = False
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._cleaning: concurrent.futures.Future[bool] | None = None
         broker.metadata.add_listener(self)
 
     # -- logs ----------------------------------------------------------------------------
@@ -500,17 +503,33 @@ class ReplicaManager:
         return deleted
 
     async def maybe_compact(self) -> int:
+        """Run the LogCleaner where needed, in a worker thread: the cleaner reads and writes
+        without the log's lock (only its final swap takes it), so appends and fetches go on."""
         cleaned = 0
+        loop = asyncio.get_running_loop()
         for p in list(self.partitions.values()):
-            if not p.compacted:
+            if not p.compacted or p.deleted:
                 continue
+            self._cleaning = self._cleaner_pool().submit(p.log.maybe_compact)
             try:
-                if p.log.maybe_compact():
+                if await asyncio.wrap_future(self._cleaning, loop=loop):
                     cleaned += 1
             except Exception:
                 log.exception("compaction of %s failed", p)
-            await asyncio.sleep(0)
         return cleaned
+
+    def _cleaner_pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="log-cleaner")
+        return self._pool
+
+    async def quiesce(self) -> None:
+        """Wait for a cleaner run still in its thread (before the logs are closed)."""
+        if self._cleaning is not None and not self._cleaning.done():
+            try:
+                await asyncio.wrap_future(self._cleaning)
+            except Exception:
+                log.exception("compaction failed during shutdown")
 
     def take_producer_snapshots(self) -> None:
         for p in list(self.partitions.values()):
@@ -536,4 +555,6 @@ class ReplicaManager:
                 log.exception("cannot close the log of %s", p)
                 ok = False
         self.partitions.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         return ok

@@ -267,6 +267,7 @@ class Broker:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.replica_manager.quiesce()
         if self.server is not None:
             await self.server.stop()
         if self.group_coordinator is not None:
