@@ -72,6 +72,9 @@ def test_store_errors(tmp_path: Path) -> None:
         s.create_topic("bad name!", 1, 1)
     with pytest.raises(InvalidTopicError):
         s.create_topic("x" * 250, 1, 1)
+    s.create_topic("a.b", 1, 1)
+    with pytest.raises(InvalidTopicError, match="collides"):
+        s.create_topic("a_b", 1, 1)
     with pytest.raises(InvalidPartitionsError):
         s.create_topic("b", 0, 1)
     with pytest.raises(InvalidReplicationFactorError):
@@ -83,6 +86,7 @@ def test_store_errors(tmp_path: Path) -> None:
     assert s.create_topic("b", 2, 1, validate_only=True).partition_count == 2
     assert s.topic("b") is None
     s.delete_topic("a")
+    s.delete_topic("a.b")
     assert s.topics() == []
 
 

@@ -21,6 +21,7 @@ from broker.metadata.store import (
     BrokerInfo,
     InvalidPartitionsError,
     InvalidReplicationFactorError,
+    InvalidTopicError,
     MetadataError,
     MetadataStore,
     PartitionInfo,
@@ -203,7 +204,10 @@ class EmbeddedMetadataStore(MetadataStore):
             collides = name.replace(".", "_")
             for other in self._topics:
                 if other.replace(".", "_") == collides:
-                    raise MetadataError(f"topic {name!r} collides with existing topic {other!r}")
+                    raise InvalidTopicError(
+                        f"topic {name!r} collides with existing topic {other!r} "
+                        "('.' and '_' collide in metric names)"
+                    )
             if partitions < 1 or partitions > MAX_PARTITIONS:
                 raise InvalidPartitionsError(
                     f"number of partitions must be between 1 and {MAX_PARTITIONS}, got {partitions}"
