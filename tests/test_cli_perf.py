@@ -4,6 +4,8 @@ a live broker whose results are checked with confluent-kafka directly."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 from collections.abc import Callable
 
@@ -245,3 +247,20 @@ def test_perf_unknown_topic(make_broker: Callable[..., BrokerProcess]) -> None:
         1,
         "unknown topic 'nope'",
     )
+
+
+@pytest.mark.skipif(shutil.which("script") is None, reason="needs script(1) for a pty")
+def test_perf_on_a_terminal_shows_a_progress_bar_and_a_table(broker: BrokerProcess) -> None:
+    cmd = (
+        f"fastlog perf produce -b {broker.bootstrap} -t perf-tty -n 20000 -s 50 --throughput 10000"
+    )
+    proc = subprocess.run(
+        ["script", "-qec", cmd, "/dev/null"],
+        capture_output=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "120"},
+    )
+    out = proc.stdout.decode(errors="replace")
+    assert proc.returncode == 0, out
+    assert "━" in out and "/20,000 records" in out and "rec/s" in out  # the live bar
+    assert "perf produce" in out and "throughput" in out and "p99.9" in out  # the summary table
