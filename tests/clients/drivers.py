@@ -61,6 +61,7 @@ class Driver:
     sets_timestamps: bool = True  # can the producer set each record's CreateTime?
     reports_offsets: bool = True  # does produce() learn each record's offset?
     has_admin: bool = True  # create/delete topics through an admin API?
+    null_header_values: bool = False  # can a header value be null (not just empty)?
     extra: dict = field(default_factory=dict)
 
     def produce(
@@ -114,13 +115,13 @@ class Driver:
 
     def sample_records(self, ts0: int, partition: int = 0) -> list[Rec]:
         """The records this client can express, timestamps from ts0 where it can set them."""
-        return standard_records(ts0, partition)
+        return standard_records(ts0, partition, self.null_header_values)
 
     def __str__(self) -> str:
         return self.name
 
 
-def standard_records(ts0: int, partition: int = 0) -> list[Rec]:
+def standard_records(ts0: int, partition: int = 0, null_headers: bool = False) -> list[Rec]:
     """Keys, null keys, null values, empty bytes, repeated and binary headers, a big value."""
     big = b"fastlog compatibility " * 300  # compressible: every codec really shrinks the batch
     recs = [
@@ -137,6 +138,8 @@ def standard_records(ts0: int, partition: int = 0) -> list[Rec]:
         Rec(f"k{i}".encode(), f"v{i}".encode() * (i + 1), (("i", str(i).encode()),))
         for i in range(24)
     ]
+    if null_headers:
+        recs.append(Rec(b"null-header", b"x", (("nh", None), ("after", b"y"))))
     return [Rec(r.key, r.value, r.headers, ts0 + i, partition) for i, r in enumerate(recs)]
 
 
@@ -152,7 +155,7 @@ def _check_delivered(offsets: list[int | None], errors: list) -> list[int]:
 # --------------------------------------------------------------------------- confluent-kafka
 class ConfluentDriver(Driver):
     def __init__(self) -> None:
-        super().__init__("confluent-kafka")
+        super().__init__("confluent-kafka", null_header_values=True)
 
     def wire_codec(self, bootstrap, codec):
         import confluent_kafka
