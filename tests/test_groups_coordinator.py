@@ -465,3 +465,57 @@ async def test_store_failure_fails_the_sync(
     )
     assert sr.error == E.not_coordinator
     assert coord.groups["g"].state == GroupState.PREPARING_REBALANCE
+
+
+async def test_pending_member_that_never_returns_expires(
+    coord: GroupCoordinator, clock: Clock
+) -> None:
+    (r1,) = await form_group(coord, clock, 1)
+    ghost = await join(coord)  # gets an id with MEMBER_ID_REQUIRED, then vanishes
+    assert ghost.error == E.member_id_required
+    t = join(coord, r1.member_id)  # the leader rejoins: the rebalance waits for the ghost
+    await settle()
+    await advance(coord, clock, 3000)
+    assert not t.done()
+    await advance(coord, clock, 3001)  # the ghost's session timeout (6 s), not the 10 s rebalance
+    res = await t
+    assert res.error == E.none and [m[0] for m in res.members] == [r1.member_id]
+    assert ghost.member_id not in coord.groups["g"].pending_members
+
+
+async def test_members_that_never_sync_are_removed(coord: GroupCoordinator, clock: Clock) -> None:
+    first = await join(coord)
+    t = join(coord, first.member_id)
+    await settle()
+    await advance(coord, clock, 200)
+    r = await t
+    assert coord.groups["g"].state == GroupState.COMPLETING_REBALANCE
+    # The leader never sends SyncGroup: after the rebalance timeout it is out.
+    await advance(coord, clock, 10_001)
+    assert coord.groups["g"].members == {}
+    assert coord.groups["g"].state == GroupState.EMPTY
+    sr = await coord.sync_group(
+        group_id="g",
+        generation_id=r.generation_id,
+        member_id=r.member_id,
+        group_instance_id=None,
+        protocol_type=None,
+        protocol_name=None,
+        assignments={},
+    )
+    assert sr.error == E.unknown_member_id
+
+
+async def test_initial_delay_waits_for_late_joiners(coord: GroupCoordinator, clock: Clock) -> None:
+    a = await join(coord)
+    ta = join(coord, a.member_id)
+    await settle()
+    await advance(coord, clock, 50)  # within the 100 ms initial delay a second member arrives
+    b = await join(coord)
+    tb = join(coord, b.member_id)
+    await settle()
+    await advance(coord, clock, 60)  # the first delay ends; a newcomer extends it once
+    assert not ta.done()
+    await advance(coord, clock, 110)
+    ra, rb = await ta, await tb
+    assert ra.generation_id == rb.generation_id == 1  # one generation for both
