@@ -66,6 +66,7 @@ class KafkaConnection(asyncio.Protocol):
         self._writable.set()
         self._closed = False
         self._reading_paused = False
+        self._closed_input = False
         self._writer_task: asyncio.Task[None] | None = None
         self._dup_fd = -1
         self.last_active = time.monotonic()
@@ -144,6 +145,11 @@ class KafkaConnection(asyncio.Protocol):
             pos = end
             if self._closed:
                 return
+            if self._closed_input:
+                # Nothing after a refused request is processed (its response would never
+                # be sent): drop the rest of the buffer.
+                self._buf = bytearray()
+                return
         if pos:
             del buf[:pos]
         if not self._reading_paused and (
@@ -155,6 +161,7 @@ class KafkaConnection(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         # Keep the socket half-open until the in-flight responses are written.
         self._push_slot(_CLOSE)
+        self._closed_input = True
         return True
 
     # -- requests ------------------------------------------------------------------------
@@ -285,7 +292,7 @@ class KafkaConnection(asyncio.Protocol):
                     and len(self._slots) < MAX_IN_FLIGHT // 2
                     and self._inflight_bytes < self.max_inflight_bytes // 2
                 ):
-                    if not getattr(self, "_closed_input", False):
+                    if not self._closed_input:
                         self._reading_paused = False
                         self.transport.resume_reading()  # type: ignore[union-attr]
                 if value is None:

@@ -216,3 +216,21 @@ def test_split_frames_across_packets(client: RawClient) -> None:
         client.send_frame(data[i : i + 1])
         time.sleep(0.001)
     assert decode_response(client.read_frame(), 18, 0)[0] == 9
+
+
+def test_nothing_after_a_malformed_request_is_processed(broker) -> None:
+    """A request behind a malformed one in the same packet is not executed (its response
+    could never be sent)."""
+    from test_broker_produce import batch, fetch_request, produce_request
+
+    c = RawClient(broker.bootstrap)
+    bad = struct.pack(">hhi", 3, 9, 3) + b"\xff"
+    good = encode_request(produce_request(9, "after-malformed", 0, batch([b"ghost"])), 4, "x")
+    c.send_frame(struct.pack(">i", len(bad)) + bad + good)
+    assert c.is_closed()
+    c.close()
+    c = RawClient(broker.bootstrap)
+    r = c.call(fetch_request(12, "after-malformed", 0, 0))
+    p = r.responses[0].partitions[0]
+    assert p.error_code.value == 3 or p.high_watermark == 0
+    c.close()
