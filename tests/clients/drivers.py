@@ -500,16 +500,25 @@ class KcatDriver(Driver):
 
 # --------------------------------------------------------------------------- kafka-python
 class KafkaPythonDriver(Driver):
-    def __init__(self) -> None:
-        super().__init__("kafka-python")
+    """api_version pins the client to the request versions of that Kafka release instead of
+    negotiating the newest (how an old client sees the broker)."""
 
-    @staticmethod
-    def _base(bootstrap):
-        return {
+    def __init__(self, api_version: tuple[int, ...] | None = None) -> None:
+        name = (
+            "kafka-python"
+            if api_version is None
+            else f"kafka-python@{'.'.join(map(str, api_version))}"
+        )
+        super().__init__(name)
+        self.api_version = api_version
+
+    def _base(self, bootstrap):
+        conf = {
             "bootstrap_servers": bootstrap,
             "request_timeout_ms": 15000,
             "client_id": "fastlog-kafka-python-test",
         }
+        return conf | ({"api_version": self.api_version} if self.api_version else {})
 
     def produce(self, bootstrap, topic, records, *, compression="none", idempotent=False, acks=-1):
         from kafka import KafkaProducer

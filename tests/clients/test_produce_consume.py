@@ -7,7 +7,7 @@ import base64
 
 import pytest
 
-from .drivers import BY_NAME, DRIVERS, Rec
+from .drivers import BY_NAME, DRIVERS, KafkaPythonDriver, Rec
 from .helpers import by_client, now_ms, unique_topic
 from .ondisk import assert_contiguous, read_batches
 
@@ -136,3 +136,36 @@ def test_kafkajs_group_consumer(broker):
         (1, 6),
         (2, 7),
     ]
+
+
+OLD_CLIENTS = [
+    # (Kafka release the client is pinned to, codecs): Produce v3/Fetch v5 at 0.11 up to
+    # Produce v7/Fetch v10 at 2.1, the first with zstd.
+    ((0, 11), ("none", "gzip", "snappy", "lz4")),
+    ((1, 0), ("none", "snappy")),
+    ((2, 0), ("none", "lz4")),
+    ((2, 1), ("none", "zstd")),
+]
+
+
+@pytest.mark.parametrize(
+    "client,codec",
+    [
+        pytest.param(KafkaPythonDriver(v), c, id=f"kafka-python@{'.'.join(map(str, v))}-{c}")
+        for v, codecs in OLD_CLIENTS
+        for c in codecs
+    ],
+)
+def test_roundtrip_older_protocol_versions(broker, client, codec):
+    """A client pinned to an older Kafka release's request versions (no negotiation up)."""
+    topic = unique_topic(f"old-{codec}")
+    sent = client.sample_records(now_ms() - 60_000)
+    assert client.produce(broker.bootstrap, topic, sent, compression=codec) == list(
+        range(len(sent))
+    )
+    got = client.consume(broker.bootstrap, topic, 0, 0, len(sent) + 10)
+    assert_same_records(got, sent)
+    assert [g.timestamp for g in got] == [s.timestamp for s in sent]
+    assert client.watermarks(broker.bootstrap, topic, 0) == (0, len(sent))
+    assert client.offset_for_time(broker.bootstrap, topic, 0, sent[3].timestamp) == 3
+    assert {b.codec for b in read_batches(broker.data_dir, topic, 0)} == {codec}
