@@ -519,3 +519,24 @@ async def test_initial_delay_waits_for_late_joiners(coord: GroupCoordinator, clo
     await advance(coord, clock, 110)
     ra, rb = await ta, await tb
     assert ra.generation_id == rb.generation_id == 1  # one generation for both
+
+
+async def test_deleted_topic_offsets_are_tombstoned(
+    coord: GroupCoordinator, clock: Clock, store: MemoryOffsetsStore
+) -> None:
+    await coord.commit_offsets(
+        group_id="s",
+        member_id="",
+        generation_id=-1,
+        group_instance_id=None,
+        offsets={("gone", 0): (1, -1, ""), ("kept", 0): (2, -1, "")},
+    )
+    coord.on_topic_deleted("gone")
+    await settle()
+    assert set(coord.groups["s"].offsets) == {("kept", 0)}
+    c2 = GroupCoordinator(None, store=store, time_ms=clock, config=CONFIG, tick_interval=3600)
+    await c2.start()
+    try:
+        assert set(c2.groups["s"].offsets) == {("kept", 0)}
+    finally:
+        await c2.stop()

@@ -641,3 +641,45 @@ def test_oversized_input_is_refused_not_fatal(wire: Wire, broker_proc: Any) -> N
     assert r.error_code == E.invalid_request
     # The broker is fine afterwards.
     assert join(wire, 3, "proto-after-big").error_code == E.none
+
+
+def test_offsets_of_a_deleted_topic_are_dropped(wire: Wire, broker_proc: Any) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    a = AdminClient({"bootstrap.servers": broker_proc.bootstrap})
+    for f in a.create_topics([NewTopic("doomed", 1, 1)]).values():
+        f.result(10)
+
+    def commit(topic: str) -> E:
+        c = wire.call(
+            "offset_commit",
+            8,
+            group_id="proto-doomed",
+            generation_id_or_member_epoch=-1,
+            member_id="",
+            group_instance_id=None,
+            topics=[
+                {
+                    "name": topic,
+                    "partitions": [
+                        {
+                            "partition_index": 0,
+                            "committed_offset": 9,
+                            "committed_leader_epoch": -1,
+                            "committed_metadata": "",
+                        }
+                    ],
+                }
+            ],
+        )
+        return c.topics[0].partitions[0].error_code
+
+    assert commit("doomed") == E.none and commit("topic") == E.none
+    for f in a.delete_topics(["doomed"]).values():
+        f.result(10)
+    for f in a.create_topics([NewTopic("doomed", 1, 1)]).values():
+        f.result(10)
+    f = wire.call("offset_fetch", 7, group_id="proto-doomed", topics=None, require_stable=False)
+    assert [
+        (t.name, [(p.partition_index, p.committed_offset) for p in t.partitions]) for t in f.topics
+    ] == [("topic", [(0, 9)])]

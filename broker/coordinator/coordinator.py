@@ -154,6 +154,9 @@ class GroupCoordinator:
         for p in range(self.num_partitions):
             if self.store.is_local(p):
                 await self.load_partition(p)
+        md = getattr(self.broker, "metadata", None)
+        if md is not None and hasattr(md, "add_listener"):
+            md.add_listener(_TopicListener(self))
         self._running = True
         self._next_retention_check_ms = self.time_ms() + self.retention_check_interval_ms
         self._tick_task = asyncio.get_running_loop().create_task(self._tick_loop())
@@ -270,6 +273,31 @@ class GroupCoordinator:
         if group.current_state_timestamp < 0:
             group.current_state_timestamp = now
         return group
+
+    def on_topic_deleted(self, topic: str) -> None:
+        """As Kafka: the offsets of a deleted topic go, so a new topic of that name starts
+        without them."""
+        if not self._running:
+            return
+        now = self.time_ms()
+        for group in list(self.groups.values()):
+            gone = [tp for tp in group.offsets if tp[0] == topic]
+            if not gone:
+                continue
+            for tp in gone:
+                del group.offsets[tp]
+            records: list[tuple[bytes, bytes | None]] = [
+                (rec.encode_offset_key(group.group_id, t, p), None) for t, p in gone
+            ]
+            self._spawn(self._append_quietly(self._partition(group.group_id), records, now))
+
+    async def _append_quietly(
+        self, partition: int, records: list[tuple[bytes, bytes | None]], now: int
+    ) -> None:
+        try:
+            await self.store.append(partition, records, now)
+        except StoreError as exc:
+            log.warning("writing to __consumer_offsets-%d failed: %s", partition, exc)
 
     # --- helpers -----------------------------------------------------------------------
 
@@ -1056,3 +1084,25 @@ class GroupCoordinator:
             for tp in deletable:
                 g.offsets.pop(tp, None)
         return E.none, result
+
+
+class _TopicListener:
+    """MetadataListener: tells the coordinator about deleted topics."""
+
+    def __init__(self, coordinator: GroupCoordinator) -> None:
+        self.coordinator = coordinator
+
+    def on_topic_deleted(self, topic: Any) -> None:
+        try:
+            self.coordinator.on_topic_deleted(topic.name)
+        except Exception:  # never break the metadata change for the other listeners
+            log.exception("dropping offsets of deleted topic %s failed", topic.name)
+
+    def on_topic_created(self, topic: Any) -> None:
+        return None
+
+    def on_partitions_added(self, topic: Any, old_count: int) -> None:
+        return None
+
+    def on_topic_configs_changed(self, topic: Any) -> None:
+        return None
