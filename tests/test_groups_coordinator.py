@@ -540,3 +540,35 @@ async def test_deleted_topic_offsets_are_tombstoned(
         assert set(c2.groups["s"].offsets) == {("kept", 0)}
     finally:
         await c2.stop()
+
+
+async def test_leadership_moves_load_and_unload_groups(
+    clock: Clock, store: MemoryOffsetsStore
+) -> None:
+    p = rec.partition_for("g", 50)
+    store.partitions[p] = [
+        (
+            rec.encode_offset_key("g", "t", 0),
+            rec.encode_offset_value(rec.OffsetValue(5, -1, "x", 1)),
+        )
+    ]
+    store.remote.add(p)
+    c = GroupCoordinator(None, store=store, time_ms=clock, config=CONFIG, tick_interval=3600)
+    await c.start()
+    try:
+        assert (await join(c)).error == E.not_coordinator
+        assert c.fetch_offsets("g", None)[0] == E.not_coordinator
+        store.remote.discard(p)  # this broker became the leader
+        c.on_offsets_partition_changed(p)
+        await settle()
+        err, got = c.fetch_offsets("g", None)
+        assert err == E.none and got[("t", 0)].offset == 5
+        first = await join(c)
+        parked = join(c, first.member_id)
+        await settle()
+        store.remote.add(p)  # and lost it again: parked requests learn it at once
+        c.on_offsets_partition_changed(p)
+        assert (await parked).error == E.not_coordinator
+        assert "g" not in c.groups
+    finally:
+        await c.stop()

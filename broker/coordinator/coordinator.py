@@ -37,7 +37,7 @@ from broker.coordinator.group import (
     MemberMetadata,
     member_summary,
 )
-from broker.coordinator.store import OffsetsStore, StoreError
+from broker.coordinator.store import OFFSETS_TOPIC, OffsetsStore, StoreError
 
 log = logging.getLogger("fastlog.coordinator")
 
@@ -290,6 +290,16 @@ class GroupCoordinator:
                 (rec.encode_offset_key(group.group_id, t, p), None) for t, p in gone
             ]
             self._spawn(self._append_quietly(self._partition(group.group_id), records, now))
+
+    def on_offsets_partition_changed(self, partition: int) -> None:
+        """Load the groups of a partition that became local, drop those of one that left."""
+        if not self._running or partition >= self.num_partitions:
+            return
+        local = self.store.is_local(partition)
+        if local and partition not in self.loaded and partition not in self.loading:
+            self._spawn(self.load_partition(partition))
+        elif not local and partition in self.loaded:
+            self.unload_partition(partition)
 
     async def _append_quietly(
         self, partition: int, records: list[tuple[bytes, bytes | None]], now: int
@@ -1098,11 +1108,18 @@ class _TopicListener:
         except Exception:  # never break the metadata change for the other listeners
             log.exception("dropping offsets of deleted topic %s failed", topic.name)
 
-    def on_topic_created(self, topic: Any) -> None:
-        return None
+    def on_partition_state_changed(self, topic: Any, index: int) -> None:
+        """Cluster mode: leadership of a __consumer_offsets partition moved here or away."""
+        if topic.name != OFFSETS_TOPIC:
+            return
+        try:
+            self.coordinator.on_offsets_partition_changed(index)
+        except Exception:
+            log.exception("reacting to a leader change of %s-%d failed", OFFSETS_TOPIC, index)
 
-    def on_partitions_added(self, topic: Any, old_count: int) -> None:
-        return None
-
-    def on_topic_configs_changed(self, topic: Any) -> None:
-        return None
+    def __getattr__(self, name: str) -> Any:
+        # Other metadata events (topic created, configs changed, brokers changed ...) do not
+        # concern the coordinator.
+        if name.startswith("on_"):
+            return lambda *args, **kwargs: None
+        raise AttributeError(name)

@@ -49,6 +49,7 @@ class MemoryOffsetsStore:
         self.num_partitions = num_partitions
         self.partitions: dict[int, list[tuple[bytes, bytes | None]]] = {}
         self.fail_with: ErrorCode | None = None  # make the next appends fail
+        self.remote: set[int] = set()  # partitions led by another broker
 
     async def open(self) -> None:
         return None
@@ -57,7 +58,7 @@ class MemoryOffsetsStore:
         return None
 
     def is_local(self, partition: int) -> bool:
-        return 0 <= partition < self.num_partitions
+        return 0 <= partition < self.num_partitions and partition not in self.remote
 
     async def append(
         self, partition: int, records: list[tuple[bytes, bytes | None]], timestamp_ms: int
@@ -100,10 +101,17 @@ class BrokerOffsetsStore:
                 "segment.bytes": str(self.segment_bytes),
             }
             create = getattr(self.broker, "create_topic", None) or md.create_topic
-            result = create(OFFSETS_TOPIC, self.num_partitions, rf, configs)
-            if inspect.isawaitable(result):
-                await result
-            log.info("created %s with %d partitions", OFFSETS_TOPIC, self.num_partitions)
+            try:
+                result = create(OFFSETS_TOPIC, self.num_partitions, rf, configs)
+                if inspect.isawaitable(result):
+                    await result
+                log.info("created %s with %d partitions", OFFSETS_TOPIC, self.num_partitions)
+            except Exception:
+                # Another broker of the cluster may have created it first.
+                info = md.topic(OFFSETS_TOPIC)
+                if info is None:
+                    raise
+                self.num_partitions = len(info.partitions)
         else:
             # The topic's partition count, not the config, decides where groups live.
             self.num_partitions = len(info.partitions)
@@ -118,6 +126,9 @@ class BrokerOffsetsStore:
         p = self._partition(partition)
         if p is None:
             return False
+        is_leader = getattr(p, "is_leader", None)  # cluster mode: the replica manager knows
+        if is_leader is not None:
+            return bool(is_leader() if callable(is_leader) else is_leader)
         node_id = getattr(self.broker, "node_id", None)
         return getattr(p, "leader", node_id) == node_id
 
