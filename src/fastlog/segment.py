@@ -73,15 +73,18 @@ class FileRecords:
     def append(self, data: Any) -> int:
         """Write ``data`` at the end; returns the position it starts at."""
         position = self.size
-        view = memoryview(data).cast("B")
+        size = len(data) if type(data) is bytes else memoryview(data).nbytes
         try:
-            while view:
-                view = view[os.write(self._fd, view) :]
+            written = os.write(self._fd, data)
+            if written < size:  # a short write (signal, full disk): finish or fail
+                view = memoryview(data).cast("B")[written:]
+                while view:
+                    view = view[os.write(self._fd, view) :]
         except BaseException:
             # never leave a torn batch behind the bytes we report as written
             os.ftruncate(self._fd, position)
             raise
-        self.size = position + len(memoryview(data).cast("B"))
+        self.size = position + size
         return position
 
     def read(self, position: int, size: int) -> bytes:
