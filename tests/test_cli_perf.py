@@ -264,3 +264,83 @@ def test_perf_on_a_terminal_shows_a_progress_bar_and_a_table(broker: BrokerProce
     assert proc.returncode == 0, out
     assert "━" in out and "/20,000 records" in out and "rec/s" in out  # the live bar
     assert "perf produce" in out and "throughput" in out and "p99.9" in out  # the summary table
+
+
+def test_kafka_style_props_and_config_files(broker: BrokerProcess, tmp_path) -> None:
+    # kafka-producer-perf-test's spelling: --producer-props k=v k=v, bootstrap.servers inside
+    dead = f"127.0.0.1:{free_port()}"
+    proc = fastlog(
+        "perf",
+        "produce",
+        "-b",
+        dead,
+        "--topic",
+        "perf-kafka-style",
+        "--num-records",
+        "200",
+        "--record-size",
+        "20",
+        "--throughput",
+        "-1",
+        "--no-progress",
+        "--json",
+        "--producer-props",
+        "acks=1",
+        f"bootstrap.servers={broker.bootstrap}",
+        "compression.type=gzip",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["records"] == 200
+    producer_file = tmp_path / "producer.properties"
+    producer_file.write_text(
+        f"# a Kafka client config\nbootstrap.servers={broker.bootstrap}\nlinger.ms=1\n"
+    )
+    proc = fastlog(
+        "perf",
+        "produce",
+        "-b",
+        dead,
+        "-t",
+        "perf-kafka-style",
+        "-n",
+        "100",
+        "-s",
+        "20",
+        "--producer.config",
+        str(producer_file),
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    consumer_file = tmp_path / "consumer.properties"
+    consumer_file.write_text(f"bootstrap.servers={broker.bootstrap}\nfetch.wait.max.ms=10\n")
+    proc = fastlog(
+        "perf",
+        "consume",
+        "-b",
+        dead,
+        "-t",
+        "perf-kafka-style",
+        "-m",
+        "300",
+        "--consumer.config",
+        str(consumer_file),
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["records"] == 300
+    bad = fastlog(
+        "perf",
+        "produce",
+        "-b",
+        broker.bootstrap,
+        "-t",
+        "x",
+        "-n",
+        "1",
+        "-s",
+        "1",
+        "--producer-props",
+        "acks=1",
+        "oops",
+    )
+    assert_one_line_error(bad, 2, "producer property 'oops' is not of the form key=value")

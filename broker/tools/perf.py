@@ -243,6 +243,16 @@ class Reporter:
             self._next = now + self.interval
 
 
+def _properties_file(path: str | None) -> dict[str, str]:
+    """A client properties file (Java syntax, as Kafka's --producer.config takes)."""
+    if path is None:
+        return {}
+    from broker.config import parse_properties as parse_java_properties
+
+    with open(path, encoding="utf-8") as f:
+        return parse_java_properties(f.read())
+
+
 def _payloads(
     record_size: int | None, payload_file: IO[bytes] | None, delimiter: str
 ) -> list[bytes]:
@@ -311,6 +321,13 @@ def perf() -> None:
     metavar="K=V",
     help="librdkafka producer properties, e.g. 'linger.ms=5 batch.size=65536' (repeatable).",
 )
+@click.option(
+    "--producer.config",
+    "producer_config",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Producer properties file (Java properties syntax); --producer-props win over it.",
+)
+@click.argument("more_props", nargs=-1, metavar="[K=V]...")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.option("--no-progress", is_flag=True, help="No progress bar or interval lines.")
 @click.option(
@@ -338,6 +355,8 @@ def perf_produce(
     acks: str,
     compression: str,
     producer_props: tuple[str, ...],
+    producer_config: str | None,
+    more_props: tuple[str, ...],
     as_json: bool,
     no_progress: bool,
     reporting_interval: float,
@@ -353,10 +372,15 @@ def perf_produce(
       fastlog perf produce -t bench -n 1000000 -s 100
       fastlog perf produce -t bench -n 200000 -s 1024 --throughput 20000 --acks 1
       fastlog perf produce -t bench -n 500000 -s 100 --producer-props 'linger.ms=20 batch.size=1048576' --json
+      fastlog perf produce --topic bench --num-records 100000 --record-size 100 --throughput -1 \\
+          --producer-props acks=1 bootstrap.servers=localhost:9092    # Kafka's own spelling
+      fastlog perf produce -t bench -n 100000 -s 100 --producer.config producer.properties
     """
     if (record_size is None) == (payload_file is None):
         raise click.UsageError("give exactly one of --record-size and --payload-file")
-    props = parse_properties(producer_props, "producer property")
+    props = _properties_file(producer_config)
+    props.update(parse_properties((*producer_props, *more_props), "producer property"))
+    bootstrap = props.pop("bootstrap.servers", bootstrap)
     payloads = _payloads(record_size, payload_file, payload_delimiter)
     errors = ErrorLog()
     conf = client_config(
@@ -446,6 +470,12 @@ def perf_produce(
     "--from-latest", is_flag=True, help="Start at the end of the log (default: the beginning)."
 )
 @click.option(
+    "--consumer.config",
+    "consumer_config",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Consumer properties file (Java properties syntax); --consumer-props win over it.",
+)
+@click.option(
     "--consumer-props",
     multiple=True,
     metavar="K=V",
@@ -473,6 +503,7 @@ def perf_consume(
     messages: int,
     group: str | None,
     from_latest: bool,
+    consumer_config: str | None,
     consumer_props: tuple[str, ...],
     timeout: float,
     as_json: bool,
@@ -490,7 +521,9 @@ def perf_consume(
       fastlog perf consume -t bench -m 1000000
       fastlog perf consume -t bench -m 100000 --group perf --json
     """
-    props = parse_properties(consumer_props, "consumer property")
+    props = _properties_file(consumer_config)
+    props.update(parse_properties(consumer_props, "consumer property"))
+    bootstrap = props.pop("bootstrap.servers", bootstrap)
     errors = ErrorLog()
     conf = client_config(
         bootstrap,
