@@ -247,3 +247,23 @@ def test_replication_append_with_a_huge_offset_gap(tmp_path: Path):
         assert log.segments[-1].base_offset == far
     with Log(tmp_path) as log:
         assert [r.offset for r in log.read(far)] == [far]
+
+
+def test_maybe_flush_for_a_scheduler(tmp_path: Path):
+    with Log(tmp_path, flush_ms=50) as log:
+        log.append(b"1")  # first append after open: 50 ms have not passed
+        assert log.recovery_point == 0
+        assert log.maybe_flush() is False
+        time.sleep(0.06)
+        assert log.maybe_flush() is True
+        assert log.recovery_point == 1
+        assert log.maybe_flush() is False  # nothing new
+
+
+def test_segment_jitter(tmp_path: Path):
+    with Log(tmp_path, segment_ms=1000, segment_jitter_ms=999, retention_ms=-1) as log:
+        jitter = log.active_segment.roll_jitter_ms
+        assert 0 <= jitter < 999
+        log.append(b"a", timestamp=10_000)
+        log.append(b"b", timestamp=10_000 + 1001 - jitter)  # just past segment.ms - jitter
+        assert len(log.segments) == 2

@@ -528,6 +528,19 @@ class Log:
             self._check_open()
             self._flush_locked(self._end, checkpoint=True)
 
+    def maybe_flush(self) -> bool:
+        """fsync if flush.ms has passed since the last fsync and something is unflushed (for
+        a scheduler: the embedded log otherwise checks flush.ms only when appending)."""
+        with self._lock:
+            if self._closed or self.config.flush_ms is None:
+                return False
+            if self._end > self._recovery_point and (
+                now_ms() - self._last_flush_ms >= self.config.flush_ms
+            ):
+                self._flush_locked(self._end, checkpoint=False)
+                return True
+            return False
+
     def _flush_locked(self, offset: int, *, checkpoint: bool) -> None:
         if offset > self._recovery_point or self._unflushed:
             for i, seg in enumerate(self._segments):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import struct
 import time
 from collections.abc import Iterator
@@ -165,6 +166,9 @@ class LogSegment:
             self.log.close()
             raise
         self.created_ms = now_ms()
+        # Kafka's rollJitterMs: segments of many partitions do not all roll at once
+        jitter = config.segment_jitter_ms
+        self.roll_jitter_ms = random.randrange(jitter) if jitter > 0 else 0
         self.generation = 0  # bumped by truncation: positions read before it are stale
         self.deleted = False
         self.max_timestamp_so_far = -1
@@ -226,7 +230,7 @@ class LogSegment:
         segment_ms: int,
         now: int,
     ) -> bool:
-        """Kafka's LogSegment.shouldRoll (jitter left out)."""
+        """Kafka's LogSegment.shouldRoll."""
         size = self.size
         if size == 0:
             return False
@@ -234,7 +238,7 @@ class LogSegment:
             return True
         ts = self.rolling_based_timestamp
         waited = max_timestamp - ts if ts is not None and ts >= 0 else now - self.created_ms
-        if waited > segment_ms:
+        if waited > segment_ms - self.roll_jitter_ms:
             return True
         if self.offset_index.is_full or self.time_index.is_full:
             return True
