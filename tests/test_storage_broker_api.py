@@ -267,3 +267,17 @@ def test_segment_jitter(tmp_path: Path):
         log.append(b"a", timestamp=10_000)
         log.append(b"b", timestamp=10_000 + 1001 - jitter)  # just past segment.ms - jitter
         assert len(log.segments) == 2
+
+
+@pytest.mark.parametrize("codec", ["none", "gzip", "snappy", "lz4", "zstd"])
+def test_compressed_client_batches_read_back(tmp_path: Path, codec: str):
+    code = getattr(DefaultRecordBatch, f"CODEC_{codec.upper()}")
+    with Log(tmp_path, segment_bytes=3000, index_interval_bytes=100) as log:
+        for _ in range(20):
+            log.append_batches(client_batch(7, codec=code, size=60))
+        got = list(log.read())
+        assert [r.offset for r in got] == list(range(140))
+        assert [r.value for r in got[:7]] == [b"%05d" % i + b"x" * 60 for i in range(7)]
+        assert all(r.headers == [("h", b"1")] and r.key == b"k" for r in got)
+        assert [r.offset for r in log.read(66, max_records=3)] == [66, 67, 68]
+        assert log.offset_for_timestamp(NOW + 3) == 3
