@@ -432,3 +432,42 @@ def test_consume_interrupted(broker: BrokerProcess, topic: str) -> None:
         proc.kill()
     assert out == b"one\n"
     assert proc.returncode == 130 and b"Traceback" not in err, err
+
+
+def test_kafka_config_files(broker: BrokerProcess, topic: str, tmp_path) -> None:
+    dead = f"127.0.0.1:{free_port()}"
+    producer_file = tmp_path / "producer.properties"
+    producer_file.write_text(
+        f"bootstrap.servers={broker.bootstrap}\n"
+        "key.serializer=org.apache.kafka.common.serialization.StringSerializer\nacks=1\n"
+    )
+    proc = fastlog(
+        "produce",
+        topic,
+        "-b",
+        dead,
+        "--producer.config",
+        str(producer_file),
+        "-p",
+        "0",
+        input=b"a\nb\n",
+    )
+    assert proc.returncode == 0, proc.stderr
+    consumer_file = tmp_path / "consumer.properties"
+    consumer_file.write_text(
+        "value.deserializer=org.apache.kafka.common.serialization.StringDeserializer\n"
+    )
+    proc = fastlog(
+        "consume",
+        topic,
+        "-b",
+        dead,
+        "--consumer.config",
+        str(consumer_file),
+        "-X",
+        f"bootstrap.servers={broker.bootstrap}",
+        "--from-beginning",
+        "--exit",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == b"a\nb\n"

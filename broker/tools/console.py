@@ -156,6 +156,28 @@ def parse_properties(values: Iterable[str], what: str = "property") -> dict[str,
     return props
 
 
+def properties_file(path: str | None) -> dict[str, str]:
+    """A client properties file (Java syntax, as Kafka's --producer.config takes)."""
+    if path is None:
+        return {}
+    from broker.config import parse_properties as parse_java_properties
+
+    with open(path, encoding="utf-8") as f:
+        props = parse_java_properties(f.read())
+    # Java clients' (de)serializer classes mean nothing to a bytes tool (and to librdkafka)
+    return {k: v for k, v in props.items() if not k.endswith(("serializer", "deserializer"))}
+
+
+def config_file_option(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--producer.config FILE`` / ``--consumer.config FILE``, as Kafka's tools spell it."""
+    return click.option(
+        f"--{kind}.config",
+        f"{kind}_config",
+        type=click.Path(exists=True, dir_okay=False),
+        help=f"{kind.capitalize()} properties file (Java syntax); -X properties win over it.",
+    )
+
+
 # --------------------------------------------------------------------------- clients
 
 
@@ -344,6 +366,7 @@ acknowledgement; it exits 1 if any record was not delivered.
     metavar="K=V",
     help="librdkafka producer property (repeatable).",
 )
+@config_file_option("producer")
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0.1),
@@ -361,10 +384,13 @@ def produce(
     acks: str,
     compression: str,
     properties: tuple[str, ...],
+    producer_config: str | None,
     timeout: float,
 ) -> None:
     header_list = _parse_headers(headers)
-    props = parse_properties(properties)
+    props = properties_file(producer_config)
+    props.update(parse_properties(properties))
+    bootstrap = props.pop("bootstrap.servers", bootstrap)
     errors = ErrorLog()
     conf = client_config(
         bootstrap,
@@ -559,6 +585,7 @@ committed offsets take precedence over --from-beginning (as in Kafka's console c
     metavar="K=V",
     help="librdkafka consumer property (repeatable).",
 )
+@config_file_option("consumer")
 def consume(
     topic: str,
     bootstrap: str,
@@ -573,6 +600,7 @@ def consume(
     exit_at_end: bool,
     timeout: float,
     properties: tuple[str, ...],
+    consumer_config: str | None,
 ) -> None:
     starts = [
         name
@@ -591,7 +619,9 @@ def consume(
         )
     start_ts = parse_time(from_time) if from_time else None
     render = render_json if as_json else compile_format(fmt)
-    props = parse_properties(properties)
+    props = properties_file(consumer_config)
+    props.update(parse_properties(properties))
+    bootstrap = props.pop("bootstrap.servers", bootstrap)
 
     errors = ErrorLog()
     conf = client_config(

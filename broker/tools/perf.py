@@ -53,6 +53,7 @@ from broker.tools.console import (
     kafka_error_text,
     make_client,
     parse_properties,
+    properties_file,
     topic_metadata,
 )
 
@@ -243,16 +244,6 @@ class Reporter:
             self._next = now + self.interval
 
 
-def _properties_file(path: str | None) -> dict[str, str]:
-    """A client properties file (Java syntax, as Kafka's --producer.config takes)."""
-    if path is None:
-        return {}
-    from broker.config import parse_properties as parse_java_properties
-
-    with open(path, encoding="utf-8") as f:
-        return parse_java_properties(f.read())
-
-
 def _payloads(
     record_size: int | None, payload_file: IO[bytes] | None, delimiter: str
 ) -> list[bytes]:
@@ -378,7 +369,7 @@ def perf_produce(
     """
     if (record_size is None) == (payload_file is None):
         raise click.UsageError("give exactly one of --record-size and --payload-file")
-    props = _properties_file(producer_config)
+    props = properties_file(producer_config)
     props.update(parse_properties((*producer_props, *more_props), "producer property"))
     bootstrap = props.pop("bootstrap.servers", bootstrap)
     payloads = _payloads(record_size, payload_file, payload_delimiter)
@@ -521,7 +512,7 @@ def perf_consume(
       fastlog perf consume -t bench -m 1000000
       fastlog perf consume -t bench -m 100000 --group perf --json
     """
-    props = _properties_file(consumer_config)
+    props = properties_file(consumer_config)
     props.update(parse_properties(consumer_props, "consumer property"))
     bootstrap = props.pop("bootstrap.servers", bootstrap)
     errors = ErrorLog()
