@@ -71,6 +71,23 @@ class Broker:
 
     def _make_metadata_store(self) -> MetadataStore:
         kind = self.config.get("metadata.store")
+        connect = self.config.get("zookeeper.connect")
+        if connect:
+            # Cluster mode (issue 5): imported here so kazoo is needed only in a cluster.
+            from broker.metadata import MetadataError
+            from broker.metadata.zookeeper import ZooKeeperMetadataStore
+
+            try:
+                return ZooKeeperMetadataStore(
+                    connect,
+                    self.node_id,
+                    session_timeout_ms=int(self.config.get("zookeeper.session.timeout.ms")),
+                    connection_timeout_ms=self.config.get("zookeeper.connection.timeout.ms"),
+                    cluster_id=self.config.get("cluster.id"),
+                    broker_config=self.config,
+                )
+            except MetadataError as exc:
+                raise BrokerError(str(exc)) from None
         if kind != "embedded":
             raise BrokerError(f"metadata.store={kind!r} is not available (only 'embedded')")
         return EmbeddedMetadataStore(
@@ -264,6 +281,15 @@ class Broker:
         if self._stopping:
             return
         self._stopping = True
+        if self.config.get("controlled.shutdown.enable"):
+            # Cluster mode: leadership moves to other brokers while this one still answers
+            # (clients get NOT_LEADER_OR_FOLLOWER and go to the new leader).
+            try:
+                await asyncio.get_running_loop().run_in_executor(
+                    None, self.metadata.controlled_shutdown
+                )
+            except Exception:
+                log.exception("controlled shutdown failed")
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

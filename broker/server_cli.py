@@ -1,8 +1,8 @@
 """``fastlog broker``: command-line options of the broker process.
 
 Precedence, lowest first: built-in defaults, ``--config FILE`` (server.properties syntax),
-``--override key=value`` (repeatable), then the shortcuts ``--data-dir``, ``--host`` and
-``--port`` when given. Without any of them the broker listens on 127.0.0.1:9092 with its
+``--override key=value`` (repeatable), then the shortcuts ``--data-dir``, ``--host``,
+``--port``, ``--node-id`` and ``--zookeeper`` when given. Without any of them the broker listens on 127.0.0.1:9092 with its
 data in ./data.
 """
 
@@ -26,10 +26,16 @@ def build_config(
     data_dir: str | None,
     host: str | None,
     port: int | None,
+    node_id: int | None = None,
+    zookeeper: str | None = None,
 ) -> BrokerConfig:
     pairs = [parse_override(o) for o in overrides]
     base = BrokerConfig.load(config_file, pairs)
     extra: dict[str, str] = {}
+    if node_id is not None:
+        extra["node.id"] = str(node_id)
+    if zookeeper is not None:
+        extra["zookeeper.connect"] = zookeeper
     if data_dir is not None:
         extra["log.dirs"] = data_dir
     elif not (base.is_set("log.dirs") or base.is_set("log.dir")):
@@ -60,6 +66,13 @@ def build_config(
 )
 @click.option("--host", default=None, help=f"Listener host. Default {DEFAULT_HOST}.")
 @click.option("--port", type=int, default=None, help=f"Listener port. Default {DEFAULT_PORT}.")
+@click.option("--node-id", type=int, default=None, help="This broker's id (node.id).")
+@click.option(
+    "--zookeeper",
+    default=None,
+    metavar="HOST:PORT[/chroot]",
+    help="Join a cluster whose metadata lives in ZooKeeper (zookeeper.connect).",
+)
 @click.option(
     "--log-level",
     default="INFO",
@@ -72,6 +85,8 @@ def broker_command(
     data_dir: str | None,
     host: str | None,
     port: int | None,
+    node_id: int | None,
+    zookeeper: str | None,
     log_level: str,
 ) -> None:
     """Run a Kafka-compatible broker (embedded single-node metadata by default)."""
@@ -81,7 +96,7 @@ def broker_command(
         stream=sys.stderr,
     )
     try:
-        config = build_config(config_file, overrides, data_dir, host, port)
+        config = build_config(config_file, overrides, data_dir, host, port, node_id, zookeeper)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     from broker.server import BrokerError, run

@@ -8,7 +8,9 @@ Behavior:
   v4+); it is returned at once with its partitions (creation is synchronous here).
   Otherwise UNKNOWN_TOPIC_OR_PARTITION; an illegal name is INVALID_TOPIC_EXCEPTION.
 - Every topic carries its UUID topic id (v10+), is_internal (v1+), leader epoch (v7+).
-- Brokers are the registered ones; controller_id (v1+) and cluster_id (v2+) from the store.
+- Brokers are the registered (live) ones; controller_id (v1+) and cluster_id (v2+) from the
+  store. Replicas on unregistered brokers are offline_replicas (v5+); a partition without a
+  leader (-1) carries LEADER_NOT_AVAILABLE.
 """
 
 from __future__ import annotations
@@ -26,25 +28,28 @@ MIN_VERSION = 0
 MAX_VERSION = 12
 
 UNKNOWN_TOPIC_OR_PARTITION = 3
+LEADER_NOT_AVAILABLE = 5
 INVALID_TOPIC_EXCEPTION = 17
 UNKNOWN_TOPIC_ID = 100
 _ZERO = datetime.timedelta(0)
 _NIL = uuid.UUID(int=0)
 
 
-def _topic_entry(cls: type, topic: TopicInfo) -> Any:
+def _topic_entry(cls: type, topic: TopicInfo, live: set[int] | None = None) -> Any:
     part_cls = nested(cls, "MetadataResponsePartition")
     topic_cls = nested(cls, "MetadataResponseTopic")
+    # Cluster mode: replicas on brokers that are not registered are offline; a partition
+    # without a leader is LEADER_NOT_AVAILABLE (clients retry).
     partitions = tuple(
         make(
             part_cls,
-            error_code=error_code(0),
+            error_code=error_code(LEADER_NOT_AVAILABLE if p.leader < 0 else 0),
             partition_index=p.index,
             leader_id=p.leader,
             leader_epoch=p.leader_epoch,
             replica_nodes=tuple(p.replicas),
             isr_nodes=tuple(p.isr),
-            offline_replicas=(),
+            offline_replicas=tuple(r for r in p.replicas if live is not None and r not in live),
         )
         for p in sorted(topic.partitions.values(), key=lambda p: p.index)
     )
@@ -75,8 +80,10 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     cls = response_schema(API_KEY, ctx.api_version)
     allow_auto = bool(getattr(request, "allow_auto_topic_creation", True))
     requested = request.topics
+    live_brokers = store.brokers()
+    live = {b.node_id for b in live_brokers}
     if requested is None or (ctx.api_version == 0 and not requested):
-        topics = [_topic_entry(cls, t) for t in store.topics()]
+        topics = [_topic_entry(cls, t, live) for t in store.topics()]
     else:
         topics = []
         for req_topic in requested:
@@ -85,7 +92,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             if name is None:
                 info = store.topic_by_id(topic_id) if topic_id not in (None, _NIL) else None
                 topics.append(
-                    _topic_entry(cls, info)
+                    _topic_entry(cls, info, live)
                     if info is not None
                     else _error_entry(cls, None, UNKNOWN_TOPIC_ID, topic_id)
                 )
@@ -103,11 +110,11 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             if info is None:
                 topics.append(_error_entry(cls, name, UNKNOWN_TOPIC_OR_PARTITION))
             else:
-                topics.append(_topic_entry(cls, info))
+                topics.append(_topic_entry(cls, info, live))
     broker_cls = nested(cls, "MetadataResponseBroker")
     brokers = tuple(
         make(broker_cls, node_id=b.node_id, host=b.host, port=b.port, rack=b.rack)
-        for b in store.brokers()
+        for b in live_brokers
     )
     return make(
         cls,

@@ -1,12 +1,14 @@
 """Cluster metadata: one MetadataStore interface, swappable stores.
 
 ``EmbeddedMetadataStore`` (single node, a JSON file under the data dir) is the default;
-a ZooKeeper store implements the same interface in a later issue.
+``broker.metadata.zookeeper.ZooKeeperMetadataStore`` (cluster mode, zookeeper.connect)
+implements the same interface; it is imported lazily so kazoo stays optional.
 """
 
 from broker.metadata.embedded import EmbeddedMetadataStore
 from broker.metadata.store import (
     BrokerInfo,
+    FencedLeaderEpochError,
     InvalidPartitionsError,
     InvalidReplicationFactorError,
     InvalidTopicError,
@@ -23,6 +25,7 @@ from broker.metadata.store import (
 __all__ = [
     "BrokerInfo",
     "EmbeddedMetadataStore",
+    "FencedLeaderEpochError",
     "InvalidPartitionsError",
     "InvalidReplicationFactorError",
     "InvalidTopicError",

@@ -19,6 +19,7 @@ from typing import Any
 
 from broker.metadata.store import (
     BrokerInfo,
+    FencedLeaderEpochError,
     InvalidPartitionsError,
     InvalidReplicationFactorError,
     InvalidTopicError,
@@ -275,6 +276,26 @@ class EmbeddedMetadataStore(MetadataStore):
             self._save()
         self._notify("on_topic_configs_changed", info)
         return info
+
+    def alter_partition_isr(
+        self, topic: str, index: int, leader_epoch: int, new_isr: list[int]
+    ) -> PartitionInfo:
+        with self._lock:
+            info = self._topics.get(topic)
+            if info is None or index not in info.partitions:
+                raise UnknownTopicError(f"partition {topic}-{index} does not exist")
+            p = info.partitions[index]
+            if p.leader_epoch != leader_epoch:
+                raise FencedLeaderEpochError(
+                    f"{topic}-{index}: leader epoch {leader_epoch} is stale (now {p.leader_epoch})"
+                )
+            changed = p.isr != list(new_isr)
+            p.isr = list(new_isr)
+            if changed:
+                self._save()
+        if changed:
+            self._notify("on_partition_state_changed", info, index)
+        return p
 
     def allocate_producer_ids(self, count: int) -> int:
         with self._lock:

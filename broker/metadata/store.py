@@ -41,6 +41,12 @@ class InvalidReplicationFactorError(MetadataError):
     error_code = 38  # INVALID_REPLICATION_FACTOR
 
 
+class FencedLeaderEpochError(MetadataError):
+    """alter_partition_isr by a leader whose epoch is no longer current: stop leading."""
+
+    error_code = 74  # FENCED_LEADER_EPOCH
+
+
 def validate_topic_name(name: str) -> None:
     """Kafka's rules (broker.topic_config): raises InvalidTopicError."""
     from broker import topic_config
@@ -86,6 +92,9 @@ class MetadataListener(Protocol):
     def on_topic_deleted(self, topic: TopicInfo) -> None: ...
     def on_partitions_added(self, topic: TopicInfo, old_count: int) -> None: ...
     def on_topic_configs_changed(self, topic: TopicInfo) -> None: ...
+    # Optional (cluster mode): a listener without them is skipped.
+    def on_partition_state_changed(self, topic: TopicInfo, index: int) -> None: ...
+    def on_brokers_changed(self) -> None: ...
 
 
 class MetadataStore(ABC):
@@ -110,7 +119,14 @@ class MetadataStore(ABC):
     def register_broker(self, info: BrokerInfo) -> None: ...
 
     @abstractmethod
-    def brokers(self) -> list[BrokerInfo]: ...
+    def brokers(self) -> list[BrokerInfo]:
+        """Live brokers only."""
+
+    def broker(self, node_id: int) -> BrokerInfo | None:
+        for b in self.brokers():
+            if b.node_id == node_id:
+                return b
+        return None
 
     # -- topics ------------------------------------------------------------------------
     @abstractmethod
@@ -155,6 +171,18 @@ class MetadataStore(ABC):
         """Replace the topic's explicit configs with ``configs`` (None values are removed).
         Listeners apply them to the live logs."""
 
+    # -- partition state -----------------------------------------------------------------
+    @abstractmethod
+    def alter_partition_isr(
+        self, topic: str, index: int, leader_epoch: int, new_isr: list[int]
+    ) -> PartitionInfo:
+        """The partition leader's ISR change (conditional write). Raises
+        FencedLeaderEpochError when ``leader_epoch`` is not the current one (a new leader
+        was elected: the caller stops acting as leader), UnknownTopicError."""
+
+    def controlled_shutdown(self) -> None:  # noqa: B027 - optional hook
+        """Before a clean stop: move leadership of this broker's partitions elsewhere."""
+
     # -- producer ids --------------------------------------------------------------------
     @abstractmethod
     def allocate_producer_ids(self, count: int) -> int:
@@ -166,4 +194,6 @@ class MetadataStore(ABC):
     # -- helpers for implementations ---------------------------------------------------
     def _notify(self, event: str, *args: object) -> None:
         for listener in list(self._listeners):
-            getattr(listener, event)(*args)
+            fn = getattr(listener, event, None)
+            if fn is not None:
+                fn(*args)

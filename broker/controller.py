@@ -1,0 +1,333 @@
+"""KafkaController: the one broker that elects partition leaders, chosen through ZooKeeper.
+
+Every broker runs a KafkaController; the one that creates the ephemeral ``/controller``
+znode is active and bumps ``/controller_epoch``. The active controller watches
+``/brokers/ids``; whenever the set of live brokers changes it walks every partition and
+(``decide``):
+
+- removes dead brokers from the ISR (so acks=all stops waiting for them),
+- elects a new leader when the leader died: the first replica, in assignment order, that is
+  alive and in the ISR, with leader_epoch + 1; outside the ISR only when
+  unclean.leader.election.enable (topic config, else broker default) is true,
+- marks the partition offline (leader -1) when nobody can lead, keeping the ISR so that a
+  returning member is elected cleanly,
+- elects a leader for an offline partition as soon as an ISR member comes back.
+
+Its writes are ZooKeeper transactions that check the version of ``/controller_epoch`` (a
+deposed controller's writes fail) and the version of the partition's state znode (a leader's
+concurrent ISR change is never overwritten). Events are processed one at a time on the
+controller's own thread, like Kafka's ControllerEventManager.
+
+Controlled shutdown (``controlled_shutdown``): a broker stopping on SIGTERM moves leadership
+of what it leads to another ISR member and leaves the ISRs it is in, with versioned writes,
+before it closes its session.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from kazoo.exceptions import (
+    BadVersionError,
+    KazooException,
+    NodeExistsError,
+    NoNodeError,
+)
+from kazoo.protocol.states import WatchedEvent
+
+if TYPE_CHECKING:
+    from broker.metadata.zookeeper import ZooKeeperMetadataStore
+
+log = logging.getLogger(__name__)
+
+CONTROLLER = "/controller"
+CONTROLLER_EPOCH = "/controller_epoch"
+
+
+def decide(
+    replicas: list[int],
+    leader: int,
+    leader_epoch: int,
+    isr: list[int],
+    live: set[int],
+    unclean: bool = False,
+) -> tuple[int, int, list[int]] | None:
+    """New (leader, leader_epoch, isr) of a partition given the live brokers; None when
+    nothing changes."""
+    live_isr = [r for r in isr if r in live]
+    if leader in live:
+        if live_isr != isr:
+            return leader, leader_epoch, live_isr
+        return None
+    candidates = [r for r in replicas if r in live_isr]
+    if candidates:
+        return candidates[0], leader_epoch + 1, live_isr
+    if unclean:
+        alive = [r for r in replicas if r in live]
+        if alive:
+            # Data loss accepted by configuration: the new leader's log is the truth.
+            return alive[0], leader_epoch + 1, [alive[0]]
+    if leader == -1:
+        return None
+    return -1, leader_epoch + 1, isr
+
+
+class KafkaController:
+    def __init__(self, store: ZooKeeperMetadataStore) -> None:
+        self.store = store
+        self.zk = store.zk
+        self.node_id = store.node_id
+        self.active = False
+        self.epoch = 0
+        self.epoch_zk_version = -1
+        self._events: queue.Queue[str] = queue.Queue()
+        self._stopped = False
+        self._thread = threading.Thread(
+            target=self._run, name=f"controller-{self.node_id}", daemon=True
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        self.store.add_state_listener(self._on_session)
+        self._thread.start()
+        self._events.put("elect")
+
+    def stop(self) -> None:
+        self._stopped = True
+        self.active = False
+        self._events.put("stop")
+
+    def _on_session(self, kind: str) -> None:
+        if kind == "lost":
+            if self.active:
+                log.warning("controller %d resigns: ZooKeeper session lost", self.node_id)
+            self.active = False
+        elif kind == "connected":
+            self._events.put("elect")
+
+    def _watch(self, event: WatchedEvent) -> None:
+        if event.path == CONTROLLER:
+            self._events.put("elect")
+        elif event.path == "/brokers/ids":
+            self._events.put("brokers")
+
+    def _run(self) -> None:
+        while not self._stopped:
+            event = self._events.get()
+            if event == "stop":
+                return
+            # Collapse a burst of identical events into one pass.
+            pending = {event}
+            while True:
+                try:
+                    pending.add(self._events.get_nowait())
+                except queue.Empty:
+                    break
+            if "stop" in pending:
+                return
+            for attempt in range(20):
+                if self._stopped:
+                    return
+                try:
+                    if "elect" in pending:
+                        self._elect()
+                    if "brokers" in pending and self.active:
+                        self.reconcile()
+                    break
+                except (KazooException, OSError) as exc:
+                    log.debug("controller event failed (%s), attempt %d", exc, attempt)
+                    time.sleep(0.25)
+                except Exception:
+                    log.exception("controller event %s failed", pending)
+                    break
+
+    # -- election ------------------------------------------------------------------------
+    def _elect(self) -> None:
+        try:
+            data, stat = self.zk.get(CONTROLLER, watch=self._watch)
+            owner = int(json.loads(data.decode()).get("brokerid", -1))
+            if owner == self.node_id and stat.ephemeralOwner == self.zk.client_id[0]:
+                return  # still ours
+            if self.active:
+                log.warning("controller %d deposed by %d", self.node_id, owner)
+            self.active = False
+            return
+        except NoNodeError:
+            pass
+        payload = json.dumps(
+            {"version": 1, "brokerid": self.node_id, "timestamp": str(int(time.time() * 1000))}
+        ).encode()
+        try:
+            self.zk.create(CONTROLLER, payload, ephemeral=True)
+        except NodeExistsError:
+            self.zk.exists(CONTROLLER, watch=self._watch)
+            self._events.put("elect")  # re-read who won, with a watch
+            return
+        self.zk.exists(CONTROLLER, watch=self._watch)
+        self._bump_epoch()
+        self.active = True
+        log.info("broker %d is the controller (epoch %d)", self.node_id, self.epoch)
+        self.reconcile()
+
+    def _bump_epoch(self) -> None:
+        while True:
+            try:
+                data, stat = self.zk.get(CONTROLLER_EPOCH)
+                new = int(data.decode() or 0) + 1
+                stat2 = self.zk.set_data(CONTROLLER_EPOCH, str(new).encode(), version=stat.version)
+                self.epoch, self.epoch_zk_version = new, stat2.version
+                return
+            except NoNodeError:
+                try:
+                    self.zk.create(CONTROLLER_EPOCH, b"1")
+                    self.epoch, self.epoch_zk_version = 1, 0
+                    return
+                except NodeExistsError:
+                    continue
+            except BadVersionError:
+                continue
+
+    # -- partition state -----------------------------------------------------------------
+    def _unclean(self, topic: str) -> bool:
+        from broker import topic_config
+
+        configs = self.store._read_configs(topic)
+        try:
+            return bool(
+                topic_config.resolve(
+                    "unclean.leader.election.enable", configs, self.store.broker_config
+                ).typed
+            )
+        except Exception:
+            return False
+
+    def _partitions(self) -> list[tuple[str, int, list[int]]]:
+        from broker.metadata.zookeeper import decode, topic_path
+
+        out = []
+        for topic in sorted(self.zk.get_children("/brokers/topics")):
+            try:
+                data, _ = self.zk.get(topic_path(topic))
+            except NoNodeError:
+                continue
+            obj = decode(data) or {}
+            for p, reps in sorted(obj.get("partitions", {}).items(), key=lambda kv: int(kv[0])):
+                out.append((topic, int(p), [int(r) for r in reps]))
+        return out
+
+    def reconcile(self) -> int:
+        """Bring every partition's state in line with the live brokers; returns the number
+        of partitions changed."""
+        live = {int(c) for c in self.zk.get_children("/brokers/ids", watch=self._watch)}
+        changed = 0
+        unclean_cache: dict[str, bool] = {}
+        for topic, index, replicas in self._partitions():
+            if not self.active:
+                break
+            if topic not in unclean_cache:
+                unclean_cache[topic] = self._unclean(topic)
+            if self._update(topic, index, replicas, live, unclean_cache[topic], fenced=True):
+                changed += 1
+        if changed:
+            log.info("controller %d: %d partition(s) changed, live %s", self.node_id, changed, live)
+        return changed
+
+    def _update(
+        self,
+        topic: str,
+        index: int,
+        replicas: list[int],
+        live: set[int],
+        unclean: bool,
+        *,
+        fenced: bool,
+        leaving: int | None = None,
+    ) -> bool:
+        from broker.metadata.zookeeper import decode, state_path
+
+        path = state_path(topic, index)
+        for _ in range(20):
+            try:
+                data, stat = self.zk.get(path)
+            except NoNodeError:
+                return False
+            st = decode(data) or {}
+            leader = int(st.get("leader", -1))
+            epoch = int(st.get("leader_epoch", 0))
+            isr = [int(r) for r in st.get("isr", [])]
+            result = decide(replicas, leader, epoch, isr, live, unclean)
+            if result is None:
+                return False
+            new_leader, new_epoch, new_isr = result
+            if leaving is not None and new_leader == -1:
+                return False  # controlled shutdown never takes a partition offline
+            st.update(
+                leader=new_leader,
+                leader_epoch=new_epoch,
+                isr=new_isr,
+                controller_epoch=self.epoch if fenced else st.get("controller_epoch", 0),
+            )
+            payload = json.dumps(st, separators=(",", ":")).encode()
+            try:
+                if fenced:
+                    tx = self.zk.transaction()
+                    tx.check(CONTROLLER_EPOCH, self.epoch_zk_version)
+                    tx.set_data(path, payload, version=stat.version)
+                    results = tx.commit()
+                    if isinstance(results[0], Exception):
+                        log.warning("controller %d fenced by a newer controller", self.node_id)
+                        self.active = False
+                        return False
+                    if isinstance(results[1], Exception):
+                        continue  # state changed under us: re-read and decide again
+                else:
+                    self.zk.set_data(path, payload, version=stat.version)
+            except BadVersionError:
+                continue
+            log.info(
+                "%s-%d: leader %d -> %d, epoch %d, isr %s",
+                topic,
+                index,
+                leader,
+                new_leader,
+                new_epoch,
+                new_isr,
+            )
+            return True
+        return False
+
+    # -- controlled shutdown -------------------------------------------------------------
+    def controlled_shutdown(self, node_id: int) -> list[tuple[str, int]]:
+        """Move leadership away from ``node_id`` and drop it from every ISR; returns the
+        partitions whose leadership moved."""
+        live = {int(c) for c in self.zk.get_children("/brokers/ids")} - {node_id}
+        moved: list[tuple[str, int]] = []
+        for topic, index, replicas in self._partitions():
+            if node_id not in replicas:
+                continue
+            was_leader = self._leader_of(topic, index) == node_id
+            if (
+                self._update(topic, index, replicas, live, False, fenced=False, leaving=node_id)
+                and was_leader
+            ):
+                moved.append((topic, index))
+        return moved
+
+    def _leader_of(self, topic: str, index: int) -> int:
+        from broker.metadata.zookeeper import decode, state_path
+
+        try:
+            data, _ = self.zk.get(state_path(topic, index))
+        except NoNodeError:
+            return -1
+        return int((decode(data) or {}).get("leader", -1))
+
+
+def describe(store: Any) -> dict[str, Any]:
+    """Controller facts for tools: id and epoch."""
+    return {"controller_id": store.controller_id, "controller_epoch": store.controller_epoch()}

@@ -1,0 +1,259 @@
+"""Cluster fixtures: a real ZooKeeper server (Debian's zookeeper package, run with java) and
+three fastlog brokers on loopback that join it with --node-id/--zookeeper.
+
+Every test in tests/cluster is marked ``cluster`` (``pytest -m cluster`` runs only them,
+``-m 'not cluster'`` skips them); they need java and /usr/share/java/zookeeper.jar, which
+scripts/test.sh installs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kazoo.client import KazooClient
+from support import BrokerProcess, free_port, wait_for_port
+
+ZK_JAR = Path("/usr/share/java/zookeeper.jar")
+ZK_CONF_DIR = Path("/etc/zookeeper/conf")
+CHROOT = "/fastlog"
+SESSION_TIMEOUT_MS = 6000
+
+# Broker settings of the test cluster: short ZooKeeper session so faults are detected fast.
+BROKER_OVERRIDES = {
+    "zookeeper.session.timeout.ms": str(SESSION_TIMEOUT_MS),
+    "num.partitions": "3",
+    "default.replication.factor": "3",
+    "offsets.topic.replication.factor": "3",
+    "offsets.topic.num.partitions": "6",
+    "group.initial.rebalance.delay.ms": "0",
+    "replica.lag.time.max.ms": "10000",
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "cluster: needs ZooKeeper and starts several brokers")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.cluster)
+
+
+def wait_until(cond: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not reached after {timeout}s")
+        time.sleep(0.05)
+
+
+class ZooKeeperServer:
+    """A standalone ZooKeeper on a free loopback port with a temp dataDir."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def connect(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> ZooKeeperServer:
+        java = shutil.which("java")
+        if java is None or not ZK_JAR.exists():
+            pytest.fail("ZooKeeper not installed (scripts/test.sh apt-installs zookeeper)")
+        data = self.workdir / "zk-data"
+        data.mkdir(parents=True, exist_ok=True)
+        cfg = self.workdir / "zoo.cfg"
+        cfg.write_text(
+            "tickTime=500\n"  # sessions may be 1 s .. 10 s
+            f"dataDir={data}\n"
+            f"clientPort={self.port}\n"
+            "clientPortAddress=127.0.0.1\n"
+            "maxClientCnxns=0\n"
+            "admin.enableServer=false\n"
+            "forceSync=no\n"
+        )
+        classpath = f"{ZK_CONF_DIR}:{ZK_JAR}"
+        log = open(self.workdir / "zookeeper.log", "ab")
+        self.proc = subprocess.Popen(
+            [
+                java,
+                "-Xmx256m",
+                "-XX:+UseSerialGC",
+                "-XX:TieredStopAtLevel=1",
+                f"-Dzookeeper.log.dir={self.workdir}",
+                "-cp",
+                classpath,
+                "org.apache.zookeeper.server.ZooKeeperServerMain",
+                str(cfg),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        wait_for_port(self.port, 30, self.proc)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+class Cluster:
+    """Three (or more) brokers registered in one ZooKeeper, plus a kazoo client to look."""
+
+    def __init__(
+        self,
+        zk_server: ZooKeeperServer,
+        workdir: Path,
+        size: int = 3,
+        overrides: dict[str, str] | None = None,
+        racks: dict[int, str] | None = None,
+    ) -> None:
+        self.zk_server = zk_server
+        self.workdir = workdir
+        self.connect = zk_server.connect + CHROOT
+        self.zk = KazooClient(hosts=self.connect, timeout=10)
+        self.overrides = {**BROKER_OVERRIDES, **(overrides or {})}
+        self.brokers: dict[int, BrokerProcess] = {}
+        for node in range(1, size + 1):
+            d = workdir / f"broker-{node}" / "data"
+            d.mkdir(parents=True, exist_ok=True)
+            ov = dict(self.overrides)
+            if racks and node in racks:
+                ov["broker.rack"] = racks[node]
+            self.brokers[node] = BrokerProcess(
+                d,
+                free_port(),
+                ov,
+                ["--node-id", str(node), "--zookeeper", self.connect],
+            )
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> Cluster:
+        root = KazooClient(hosts=self.zk_server.connect, timeout=10)
+        root.start(timeout=20)
+        root.ensure_path(CHROOT)
+        root.stop()
+        root.close()
+        self.zk.start(timeout=20)
+        self.precreate_offsets_topic()
+        with ThreadPoolExecutor(len(self.brokers)) as pool:
+            list(pool.map(lambda b: b.start(60), self.brokers.values()))
+        self.wait_registered(set(self.brokers))
+        wait_until(lambda: self.controller() in self.brokers, 20, "a controller")
+        return self
+
+    def precreate_offsets_topic(self) -> None:
+        """__consumer_offsets with RF 3 before any broker starts: the group coordinator
+        creates it at start with min(RF, live brokers), which would be 1 for the first
+        broker up. Written as kafka-topics --zookeeper did."""
+        from broker.metadata.zookeeper import create_topic_znodes
+
+        self.zk.ensure_path("/brokers/topics")
+        self.zk.ensure_path("/config/topics")
+        n = int(self.overrides["offsets.topic.num.partitions"])
+        nodes = sorted(self.brokers)
+        assignment = {
+            i: [nodes[(i + r) % len(nodes)] for r in range(min(3, len(nodes)))] for i in range(n)
+        }
+        create_topic_znodes(
+            self.zk,
+            "__consumer_offsets",
+            uuid.uuid4(),
+            assignment,
+            {"cleanup.policy": "compact", "compression.type": "producer"},
+        )
+
+    def stop(self) -> None:
+        for b in self.brokers.values():
+            if b.proc is not None and b.proc.poll() is None:
+                try:
+                    os.kill(b.proc.pid, signal.SIGCONT)
+                except OSError:
+                    pass
+        with ThreadPoolExecutor(len(self.brokers)) as pool:
+            list(pool.map(lambda b: b.stop(signal.SIGTERM, 20), self.brokers.values()))
+        try:
+            self.zk.stop()
+            self.zk.close()
+        except Exception:
+            pass
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(b.bootstrap for b in self.brokers.values())
+
+    def bootstrap_of(self, nodes: list[int] | set[int]) -> str:
+        return ",".join(self.brokers[n].bootstrap for n in nodes)
+
+    # -- looking into ZooKeeper ----------------------------------------------------------
+    def live(self) -> set[int]:
+        return {int(c) for c in self.zk.get_children("/brokers/ids")}
+
+    def wait_registered(self, nodes: set[int], timeout: float = 30.0) -> None:
+        wait_until(lambda: self.live() == nodes, timeout, f"brokers {sorted(nodes)} registered")
+
+    def controller(self) -> int:
+        try:
+            data, _ = self.zk.get("/controller")
+        except Exception:
+            return -1
+        return int(json.loads(data)["brokerid"])
+
+    def controller_epoch(self) -> int:
+        return int(self.zk.get("/controller_epoch")[0])
+
+    def assignment(self, topic: str) -> dict[int, list[int]]:
+        data, _ = self.zk.get(f"/brokers/topics/{topic}")
+        return {int(p): r for p, r in json.loads(data)["partitions"].items()}
+
+    def state(self, topic: str, partition: int) -> dict[str, Any]:
+        data, _ = self.zk.get(f"/brokers/topics/{topic}/partitions/{partition}/state")
+        return json.loads(data)
+
+    def leader(self, topic: str, partition: int) -> int:
+        return int(self.state(topic, partition)["leader"])
+
+    def output(self, node: int) -> str:
+        return self.brokers[node].output()
+
+
+@pytest.fixture
+def zookeeper(tmp_path: Path) -> Iterator[ZooKeeperServer]:
+    (tmp_path / "zk").mkdir()
+    server = ZooKeeperServer(tmp_path / "zk").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def cluster(zookeeper: ZooKeeperServer, tmp_path: Path) -> Iterator[Cluster]:
+    c = Cluster(zookeeper, tmp_path)
+    try:
+        c.start()
+    except BaseException:
+        c.stop()
+        raise
+    yield c
+    c.stop()

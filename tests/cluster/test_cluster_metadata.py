@@ -1,0 +1,88 @@
+"""Cluster metadata on ZooKeeper: registration, controller, topic assignment, Metadata."""
+
+from __future__ import annotations
+
+import json
+
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from cluster.conftest import Cluster, wait_until
+
+
+def _admin(c: Cluster) -> AdminClient:
+    return AdminClient({"bootstrap.servers": c.bootstrap, "socket.timeout.ms": 5000})
+
+
+def test_brokers_register_and_one_controller(cluster: Cluster) -> None:
+    assert cluster.live() == {1, 2, 3}
+    data, stat = cluster.zk.get("/brokers/ids/2")
+    reg = json.loads(data)
+    assert reg["endpoints"] == [f"PLAINTEXT://127.0.0.1:{cluster.brokers[2].port}"]
+    assert stat.ephemeralOwner != 0  # dies with the broker's session
+    assert cluster.controller() in {1, 2, 3}
+    assert cluster.controller_epoch() >= 1
+    cid = json.loads(cluster.zk.get("/cluster/id")[0])["id"]
+    md = _admin(cluster).list_topics(timeout=10)
+    assert md.cluster_id == cid
+    assert sorted(md.brokers) == [1, 2, 3]
+    assert md.controller_id == cluster.controller()
+    for b in md.brokers.values():
+        assert (b.host, b.port) == ("127.0.0.1", cluster.brokers[b.id].port)
+
+
+def test_create_topic_rf3_lands_in_zookeeper(cluster: Cluster) -> None:
+    admin = _admin(cluster)
+    fut = admin.create_topics([NewTopic("orders", 6, 3, config={"retention.ms": "3600000"})])
+    fut["orders"].result(15)
+    assignment = cluster.assignment("orders")
+    assert sorted(assignment) == list(range(6))
+    for reps in assignment.values():
+        assert sorted(reps) == [1, 2, 3]
+    # Leaders (first replicas) spread evenly over the three brokers.
+    leaders = [reps[0] for reps in assignment.values()]
+    assert sorted(leaders.count(n) for n in (1, 2, 3)) == [2, 2, 2]
+    for p, reps in assignment.items():
+        st = cluster.state("orders", p)
+        assert st["leader"] == reps[0] and st["leader_epoch"] == 0 and st["isr"] == reps
+    cfg = json.loads(cluster.zk.get("/config/topics/orders")[0])
+    assert cfg["config"]["retention.ms"] == "3600000"
+
+    # Every broker answers Metadata with the same assignment, ISR and no offline replica.
+    for node, b in cluster.brokers.items():
+        md = AdminClient({"bootstrap.servers": b.bootstrap}).list_topics("orders", timeout=10)
+
+        def seen(md=md):
+            return md.topics["orders"].partitions
+
+        parts = wait_until(seen, 10, f"orders on broker {node}")
+        assert len(parts) == 6
+        for p, meta in parts.items():
+            assert meta.replicas == assignment[p]
+            assert meta.leader == assignment[p][0]
+            assert sorted(meta.isrs) == [1, 2, 3]
+            assert meta.error is None
+
+
+def test_auto_created_topic_spreads_over_brokers(cluster: Cluster) -> None:
+    from confluent_kafka import Producer
+
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "1"})
+    p.produce("auto-topic", b"x")
+    p.flush(15)
+    assignment = cluster.assignment("auto-topic")
+    assert len(assignment) == 3
+    assert all(sorted(r) == [1, 2, 3] for r in assignment.values())
+    assert {r[0] for r in assignment.values()} == {1, 2, 3}
+
+
+def test_rack_aware_assignment(zookeeper, tmp_path) -> None:
+    c = Cluster(zookeeper, tmp_path, size=4, racks={1: "a", 2: "a", 3: "b", 4: "b"})
+    try:
+        c.start()
+        admin = _admin(c)
+        admin.create_topics([NewTopic("racked", 8, 2)])["racked"].result(15)
+        racks = {1: "a", 2: "a", 3: "b", 4: "b"}
+        for reps in c.assignment("racked").values():
+            assert {racks[r] for r in reps} == {"a", "b"}, reps
+    finally:
+        c.stop()
