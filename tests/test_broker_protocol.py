@@ -168,3 +168,43 @@ def test_fetch_writer_sends_file_ranges(tmp_path: Path) -> None:
         )
         assert got == expected
         assert struct.unpack(">i", got[:4])[0] == raw.size == len(got) - 4
+
+
+@pytest.mark.parametrize("version", range(3, 10))
+def test_produce_writer_matches_kio(version: int) -> None:
+    from broker.protocol import encode_produce_response
+
+    topics = [
+        ("alpha", [(0, 0, 42, -1, 0, None), (1, 2, -1, -1, -1, "corrupt")]),
+        ("beta", [(5, 0, 7, 1_700_000_000_123, 3, None)]),
+    ]
+    ours = encode_produce_response(version, 77, topics).to_bytes()
+    cls = load_response_schema(0, version)
+    pcls, tcls = nested(cls, "PartitionProduceResponse"), nested(cls, "TopicProduceResponse")
+    entity = make(
+        cls,
+        throttle_time=datetime.timedelta(0),
+        responses=tuple(
+            make(
+                tcls,
+                name=name,
+                partition_responses=tuple(
+                    make(
+                        pcls,
+                        index=i,
+                        error_code=error_code(e),
+                        base_offset=o,
+                        log_append_time=None
+                        if t < 0
+                        else datetime.datetime.fromtimestamp(t / 1000, tz=datetime.UTC),
+                        log_start_offset=s,
+                        record_errors=(),
+                        error_message=m,
+                    )
+                    for i, e, o, t, s, m in parts
+                ),
+            )
+            for name, parts in topics
+        ),
+    )
+    assert ours == encode_response(entity, 77)

@@ -12,18 +12,20 @@ Behavior:
   log_append_time; otherwise log_append_time is -1.
 - An unknown topic is created when auto.create.topics.enable is set; an unknown partition
   of a known topic is UNKNOWN_TOPIC_OR_PARTITION.
+- The response is framed by broker/protocol.py (the hot path; kio's writer is slower).
 - Appends happen synchronously in request order; with a single-node ISR the high
-  watermark is the log end offset at once, so acks=-1 answers without waiting.
+  watermark is the log end offset at once, so acks=-1 answers without waiting. In cluster
+  mode acks=-1 waits (up to the request timeout) for the high watermark to pass the
+  appended records (broker.replication); a non-leader answers NOT_LEADER_OR_FOLLOWER.
 """
 
 from __future__ import annotations
 
-import datetime
 from typing import Any
 
 from broker.handlers import RequestContext
 from broker.metadata import InvalidTopicError, MetadataError
-from broker.protocol import CloseConnection, error_code, make, nested, response_schema
+from broker.protocol import CloseConnection, encode_produce_response
 from broker.replica import AppendResult
 
 API_KEY = 0
@@ -33,14 +35,6 @@ MAX_VERSION = 9
 UNKNOWN_TOPIC_OR_PARTITION = 3
 INVALID_TOPIC_EXCEPTION = 17
 INVALID_REQUIRED_ACKS = 21
-_ZERO = datetime.timedelta(0)
-_UTC = datetime.UTC
-
-
-def _append_time(ms: int) -> datetime.datetime | None:
-    if ms < 0:
-        return None
-    return datetime.datetime.fromtimestamp(ms / 1000, tz=_UTC)
 
 
 async def handle(ctx: RequestContext, request: Any) -> Any:
@@ -50,6 +44,8 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     acks = request.acks
     results: list[tuple[str, list[tuple[int, AppendResult]]]] = []
     failed = False
+    # acks=-1 in cluster mode: (partition, result, offset the high watermark must reach)
+    awaiting: list[tuple[Any, AppendResult, int]] = []
     for topic_data in request.topic_data:
         name = topic_data.name
         topic_results: list[tuple[int, AppendResult]] = []
@@ -75,41 +71,45 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
                 result = AppendResult(error_code=UNKNOWN_TOPIC_OR_PARTITION)
             else:
                 result = partition.append(pdata.records, acks)
+                if acks == -1 and partition.replication is not None and not result.error_code:
+                    awaiting.append((partition, result, partition.log_end_offset))
                 if metrics is not None and not result.error_code and not result.duplicate:
                     records = pdata.records or b""
                     metrics.record_produce(name, pdata.index, _record_count(records), len(records))
             failed = failed or result.error_code != 0
             topic_results.append((pdata.index, result))
+    if awaiting:
+        timeout_ms = request.timeout
+        timeout_s = (
+            timeout_ms.total_seconds()
+            if hasattr(timeout_ms, "total_seconds")
+            else timeout_ms / 1000
+        )
+        await broker.replication.wait_for_acks(awaiting, timeout_s)
     if acks == 0:
         if failed:
             raise CloseConnection("acks=0 produce failed")
         return None
-    cls = response_schema(API_KEY, ctx.api_version)
-    pcls = nested(cls, "PartitionProduceResponse")
-    tcls = nested(cls, "TopicProduceResponse")
-    return make(
-        cls,
-        responses=tuple(
-            make(
-                tcls,
-                name=name,
-                partition_responses=tuple(
-                    make(
-                        pcls,
-                        index=index,
-                        error_code=error_code(r.error_code),
-                        base_offset=r.base_offset,
-                        log_append_time=_append_time(r.log_append_time),
-                        log_start_offset=r.log_start_offset,
-                        record_errors=(),
-                        error_message=r.error_message if r.error_code else None,
+    return encode_produce_response(
+        ctx.api_version,
+        ctx.correlation_id,
+        [
+            (
+                name,
+                [
+                    (
+                        index,
+                        r.error_code,
+                        r.base_offset,
+                        r.log_append_time,
+                        r.log_start_offset,
+                        r.error_message if r.error_code else None,
                     )
                     for index, r in parts
-                ),
+                ],
             )
             for name, parts in results
-        ),
-        throttle_time=_ZERO,
+        ],
     )
 
 
