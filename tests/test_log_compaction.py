@@ -278,3 +278,58 @@ def test_operations_against_a_model(tmp_path_factory, ops):
             assert got == [(o, *model[o]) for o in sorted(model)]
     finally:
         log.close()
+
+
+CLEANING_WRITER = r"""
+import sys, fastlog
+log = fastlog.Log(sys.argv[1], cleanup_policy="compact", segment_bytes=2000,
+                  delete_retention_ms=0, min_cleanable_dirty_ratio=0.01)
+i = log.end_offset
+while True:
+    recs = [(b"k%d" % ((i + j) % 37), b"v%d" % (i + j)) for j in range(5)]
+    assert log.append_batch(recs) == i
+    i += 5
+    sys.stdout.write("%d\n" % i)
+    sys.stdout.flush()
+    log.maybe_compact()
+"""
+
+
+def test_kill_9_while_compacting(tmp_path: Path):
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "w.py"
+    script.write_text(CLEANING_WRITER)
+    data = tmp_path / "log"
+    for round_ in range(3):
+        p = subprocess.Popen(
+            [sys.executable, str(script), str(data)], stdout=subprocess.PIPE, text=True
+        )
+        assert p.stdout is not None
+        acked = 0
+        deadline = time.monotonic() + 60
+        target = 1500 * (round_ + 1) + random.randrange(500)
+        while acked < target and time.monotonic() < deadline:
+            line = p.stdout.readline()
+            assert line, "writer died"
+            acked = int(line)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        with Log(data, cleanup_policy="compact", segment_bytes=2000) as log:
+            assert not list(data.glob("*.cleaned")) and not list(data.glob("*.swap"))
+            assert log.end_offset >= acked
+            latest = {}
+            prev = -1
+            for r in log.read():
+                assert r.offset > prev and r.value == b"v%d" % r.offset  # offsets preserved
+                assert r.key == b"k%d" % (r.offset % 37)
+                prev = r.offset
+                latest[r.key] = r.offset
+            assert len(latest) == 37
+            assert sum(1 for _ in log.read()) < log.end_offset / 2  # compaction did run
+            # the latest acknowledged record of every key survived compaction and the crash
+            for k in range(37):
+                last = max(o for o in range(acked) if o % 37 == k)
+                assert latest[b"k%d" % k] >= last

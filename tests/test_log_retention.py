@@ -147,3 +147,17 @@ def test_truncate_below_start_restarts_log(tmp_path: Path):
         log.truncate_to(10)
         assert (log.start_offset, log.end_offset) == (10, 10)
         assert log.append(b"x") == 10
+
+
+def test_reader_overtaken_by_retention_is_told(tmp_path: Path):
+    with Log(tmp_path, segment_bytes=500) as log:
+        for i in range(100):
+            log.append(b"v%03d" % i + b"." * 50)
+        it = log.read(0)
+        first = [next(it) for _ in range(3)]
+        assert [r.offset for r in first] == [0, 1, 2]
+        for _ in range(10):
+            next(it)
+        log.delete_before(60)
+        with pytest.raises(fastlog.OffsetOutOfRangeError, match="deleted while being read"):
+            list(it)

@@ -625,6 +625,13 @@ class Log:
                 if offset >= self._end:
                     return
                 if seg is None or seg.deleted or seg.generation != gen:
+                    if offset < self._log_start_offset:
+                        # retention / DeleteRecords overtook this reader: say so rather
+                        # than skip ahead silently (Kafka answers OFFSET_OUT_OF_RANGE)
+                        raise OffsetOutOfRangeError(
+                            f"offset {offset} was deleted while being read "
+                            f"(log start offset is now {self._log_start_offset})"
+                        )
                     loc = self._locate(offset)
                     if loc is None:
                         return
