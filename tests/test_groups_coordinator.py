@@ -572,3 +572,22 @@ async def test_leadership_moves_load_and_unload_groups(
         assert "g" not in c.groups
     finally:
         await c.stop()
+
+
+async def test_first_member_sets_the_protocol_type_of_an_emptied_group(
+    coord: GroupCoordinator, clock: Clock
+) -> None:
+    (r1,) = await form_group(coord, clock, 1)
+    coord.leave_group(group_id="g", members=[(r1.member_id, None)])
+    await settle()
+    assert coord.groups["g"].state == GroupState.EMPTY
+    t = join(
+        coord,
+        protocol_type="connect",
+        protocols=[("sessioned", b"")],
+        require_known_member_id=False,
+    )
+    await settle()
+    await advance(coord, clock, 200)
+    r = await t
+    assert r.error == E.none and r.protocol_type == "connect" and r.protocol_name == "sessioned"

@@ -456,14 +456,15 @@ class GroupCoordinator:
         now = self.time_ms()
         m = MemberMetadata(member_id=member_id, last_heartbeat_ms=now, **args)
         m.join_future = fut = self._new_future()
+        if group.is_empty():
+            # The first member decides what kind of group this is (consumer, connect ...).
+            group.protocol_type = m.protocol_type
         group.members[member_id] = m
         group.pending_members.pop(member_id, None)
         if m.group_instance_id is not None:
             group.static_members[m.group_instance_id] = member_id
         if group.leader_id is None or group.leader_id not in group.members:
             group.leader_id = member_id
-        if group.protocol_type is None:
-            group.protocol_type = m.protocol_type
         group.new_member_added = True
         self._prepare_rebalance(group, f"adding member {member_id}")
         self._maybe_complete_join(group)
