@@ -647,7 +647,11 @@ class Log:
                     seg, pos, gen = nxt, 0, nxt.generation
                     continue
                 f = seg.log
-            data = f.read(pos, min(want, limit - pos))
+            try:
+                data = f.read(pos, min(want, limit - pos))
+            except OSError:
+                self._check_open()  # closed under us: say so
+                raise
             want = READ_CHUNK
             # boundaries only: iter_records checks each batch's CRC as it decodes it
             infos = _core.scan_batches(data, False, True)
