@@ -113,6 +113,10 @@ def test_describe_shows_members_assignment_and_lag(bs: str) -> None:
         assert (
             code == 0 and "state Stable" in text and "LAG" in text and member["member_id"] in text
         )
+        code, text = run(bs, "describe", "--all-groups", "--json")
+        assert code == 0 and "cli-g1" in [g["group"] for g in json.loads(text)]
+        code, text = run(bs, "describe")
+        assert code == 2 and "--all-groups" in text
         code, text = run(bs, "list")
         assert code == 0 and any(
             line.split()[:2] == ["cli-g1", "Stable"] for line in text.splitlines()

@@ -297,18 +297,41 @@ def _describe(admin: Admin, group: str) -> dict[str, Any]:
 
 
 @groups.command()
-@click.argument("group")
+@click.argument("group_ids", metavar="[GROUP]...", nargs=-1)
+@click.option("--all-groups", is_flag=True, help="Describe every group.")
 @click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
 @_common_options
-def describe(group: str, as_json: bool, bootstrap_server: str, timeout: float) -> None:
+def describe(
+    group_ids: tuple[str, ...],
+    all_groups: bool,
+    as_json: bool,
+    bootstrap_server: str,
+    timeout: float,
+) -> None:
     """State, members, assignment, committed offset, end offset and lag per partition."""
+    if bool(group_ids) == all_groups:
+        raise BadUsage("name one or more groups, or give --all-groups")
     admin = Admin(bootstrap_server, timeout)
-    d = _describe(admin, group)
+    if all_groups:
+        res = admin.result(
+            admin.client.list_consumer_groups(request_timeout=timeout), "listing groups"
+        )
+        group_ids = tuple(sorted(g.group_id for g in res.valid))
+    described = [_describe(admin, g) for g in group_ids]
     if as_json:
-        click.echo(json.dumps(d, indent=2))
+        # One group: its object; several (or --all-groups): a list.
+        out: Any = described[0] if len(described) == 1 and not all_groups else described
+        click.echo(json.dumps(out, indent=2))
         return
+    for i, d in enumerate(described):
+        if i:
+            click.echo()
+        _print_description(d)
+
+
+def _print_description(d: dict[str, Any]) -> None:
     click.echo(
-        f"Group {group}: state {d['state']}, {len(d['members'])} member(s)"
+        f"Group {d['group']}: state {d['state']}, {len(d['members'])} member(s)"
         + (f", assignor {d['assignor']}" if d["assignor"] else "")
     )
     if d["members"]:
@@ -328,12 +351,12 @@ def describe(group: str, as_json: bool, bootstrap_server: str, timeout: float) -
         _table(rows)
     if d["partitions"]:
         click.echo()
+
+        def s(v: Any) -> str:
+            return "-" if v is None else str(v)
+
         rows = [["TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "MEMBER-ID"]]
         for p in d["partitions"]:
-
-            def s(v: Any) -> str:
-                return "-" if v is None else str(v)
-
             rows.append(
                 [
                     p["topic"],
