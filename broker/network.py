@@ -32,6 +32,7 @@ from broker.protocol import (
     encode_response,
     parse_request_header,
 )
+from fastlog._core import sendfile_chunk
 
 if TYPE_CHECKING:
     from broker.server import Broker
@@ -262,7 +263,8 @@ class KafkaConnection(asyncio.Protocol):
             if response is None:
                 slot.set_result(None)  # acks=0 Produce: no response at all
             elif isinstance(response, RawResponse):
-                slot.set_result(response)
+                frame = response.in_memory_frame()
+                slot.set_result(response if frame is None else frame)
             else:
                 slot.set_result(encode_response(response, ctx.correlation_id))
         except Exception:
@@ -349,8 +351,6 @@ class KafkaConnection(asyncio.Protocol):
                 loop.remove_writer(fd)
 
     async def _send_raw(self, response: RawResponse) -> None:
-        from fastlog._core import sendfile_chunk
-
         t = self.transport
         assert t is not None
         for part in response.framed_parts():

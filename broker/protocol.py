@@ -237,6 +237,16 @@ class RawResponse:
             out.append(bytes(pending))
         return out
 
+    def in_memory_frame(self) -> bytes | None:
+        """The whole frame as bytes when every part is in memory (no file range), else None."""
+        parts = self.parts
+        if len(parts) == 1 and isinstance(parts[0], bytes):
+            return _I32.pack(len(parts[0])) + parts[0]
+        if all(isinstance(p, bytes | bytearray) for p in parts):
+            body = b"".join(parts)  # type: ignore[arg-type]
+            return _I32.pack(len(body)) + body
+        return None
+
     def to_bytes(self) -> bytes:
         """Materialise the whole frame (tests only; reads the file ranges)."""
         import os
