@@ -36,6 +36,7 @@ CORRUPT_MESSAGE = 2
 UNKNOWN_TOPIC_OR_PARTITION = 3
 MESSAGE_TOO_LARGE = 10
 INVALID_TIMESTAMP = 32
+NOT_LEADER_OR_FOLLOWER = 6
 NOT_ENOUGH_REPLICAS = 19
 INVALID_REQUIRED_ACKS = 21
 KAFKA_STORAGE_ERROR = 56
@@ -111,6 +112,10 @@ class Partition:
         )
         self._waiters: set[asyncio.Future[None]] = set()
         self.deleted = False
+        # Set by broker.replication: the leader-epoch-checkpoint cache, and in cluster mode
+        # the replication state (high watermark, followers, ISR changes).
+        self.leader_epoch_cache: Any = None
+        self.replication: Any = None
 
     def __repr__(self) -> str:
         return f"Partition({self.topic}-{self.index})"
@@ -118,7 +123,8 @@ class Partition:
     # -- offsets -------------------------------------------------------------------------
     @property
     def high_watermark(self) -> int:
-        return self.log.end_offset
+        r = self.replication
+        return self.log.end_offset if r is None else r.high_watermark
 
     @property
     def log_start_offset(self) -> int:
@@ -185,6 +191,10 @@ class Partition:
         result = AppendResult(log_start_offset=-1)
         if self.deleted:
             result.error_code = UNKNOWN_TOPIC_OR_PARTITION
+            return result
+        r = self.replication
+        if r is not None and (not r.is_leader or r.fenced):
+            result.error_code = NOT_LEADER_OR_FOLLOWER
             return result
         if not records:
             # Nothing to append: Kafka answers without error and without an offset.
@@ -369,6 +379,11 @@ class ReplicaManager:
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._cleaning: concurrent.futures.Future[bool] | None = None
         broker.metadata.add_listener(self)
+        from broker.replication import ReplicationManager
+
+        # Registered after us as a listener: it sees partitions we already opened.
+        self.replication = ReplicationManager(broker)
+        broker.replication = self.replication
 
     # -- logs ----------------------------------------------------------------------------
     def _log_class(self) -> Any:
@@ -410,6 +425,7 @@ class ReplicaManager:
         partition = Partition(self, topic, index, log_, path)
         partition.load_producer_state()
         self.partitions[key] = partition
+        self.replication.partition_opened(partition)
         return partition
 
     def start(self, clean_shutdown: bool) -> None:
@@ -423,6 +439,7 @@ class ReplicaManager:
             len(self.partitions),
             "clean" if clean_shutdown else "unclean",
         )
+        self.replication.start()
 
     def get_partition(self, topic: str, index: int) -> Partition | None:
         p = self.partitions.get((topic, index))
@@ -542,6 +559,11 @@ class ReplicaManager:
     def close(self) -> bool:
         """Snapshot producer state, flush and close every log; True if all went well."""
         ok = True
+        try:
+            self.replication.close()  # no fetcher appends to a closing log
+        except Exception:
+            log.exception("cannot stop replication")
+            ok = False
         for p in list(self.partitions.values()):
             try:
                 p.take_producer_snapshot()

@@ -15,8 +15,12 @@ Behavior:
 - Fetch sessions (v7+, KIP-227) are not kept: every answer carries session_id 0, so
   clients send full fetches; an incremental fetch names an unknown session
   (FETCH_SESSION_ID_NOT_FOUND).
-- A fetch with replica_id >= 0 (a follower) is served like a consumer's: this broker has no
-  followers, so nothing about the partition changes (no posing as a replica, CVE-2018-1288).
+- A fetch with replica_id >= 0 (a follower) on a single node is served like a consumer's.
+  In cluster mode broker.replication checks it comes from a live registered broker at its
+  registered address that is a replica (CVE-2018-1288: else TOPIC_AUTHORIZATION_FAILED /
+  NOT_LEADER_OR_FOLLOWER), records the follower's fetch offset (high watermark, ISR) and
+  serves up to the log end offset; consumers read up to the high watermark, from the
+  leader only.
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ def _read(ctx: RequestContext, request: Any, isolation: int) -> tuple[list, int,
     rm = ctx.broker.replica_manager
     metrics = getattr(ctx.broker, "metrics", None)
     max_bytes = max(int(request.max_bytes), 0)
+    replica_id = int(getattr(request, "replica_id", -1))
+    replication = getattr(ctx.broker, "replication", None)
     total = 0
     error = False
     touched = []
@@ -69,6 +75,17 @@ def _read(ctx: RequestContext, request: Any, isolation: int) -> tuple[list, int,
                 parts.append(FetchPartition(rp.partition, code, records=b""))
                 error = True
                 continue
+            follower = False
+            if p.replication is not None:
+                if replica_id >= 0:
+                    code = replication.replica_fetch(ctx, p, replica_id, rp.fetch_offset)
+                    follower = True
+                else:
+                    code = replication.check_produce(p)  # consumers read from the leader
+                if code:
+                    parts.append(FetchPartition(rp.partition, code, records=b""))
+                    error = True
+                    continue
             hw = p.high_watermark
             lso = p.last_stable_offset
             start = p.log_start_offset
@@ -91,6 +108,8 @@ def _read(ctx: RequestContext, request: Any, isolation: int) -> tuple[list, int,
             if budget <= 0 and total > 0:
                 continue
             limit = lso if isolation == READ_COMMITTED else hw
+            if follower:
+                limit = None  # followers copy everything up to the log end offset
             try:
                 fetched = p.log.read_slice(
                     offset, max(budget, 0), max_offset=limit, min_one_batch=total == 0
