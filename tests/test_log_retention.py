@@ -161,3 +161,16 @@ def test_reader_overtaken_by_retention_is_told(tmp_path: Path):
         log.delete_before(60)
         with pytest.raises(fastlog.OffsetOutOfRangeError, match="deleted while being read"):
             list(it)
+
+
+def test_truncate_fully_and_start_at(tmp_path: Path):
+    with Log(tmp_path, segment_bytes=300) as log:
+        for i in range(20):
+            log.append(b"v%d" % i)
+        log.truncate_fully_and_start_at(1000)  # past the end: a follower catching up
+        assert (log.start_offset, log.end_offset) == (1000, 1000)
+        assert list(log.read()) == []
+        assert log.append(b"x") == 1000
+    with Log(tmp_path) as log:
+        assert (log.start_offset, log.end_offset) == (1000, 1001)
+        assert [r.value for r in log.read()] == [b"x"]

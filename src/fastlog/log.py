@@ -886,6 +886,15 @@ class Log:
             self._end = offset
             self._after_truncation()
 
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        """Empty the log and restart it at ``offset``, which may lie past the end (Kafka's
+        truncateFullyAndStartAt: a follower whose leader's log now starts beyond it)."""
+        with self._lock:
+            self._check_open()
+            if offset < 0:
+                raise OffsetOutOfRangeError(f"cannot start a log at a negative offset {offset}")
+            self._truncate_fully_locked(offset)
+
     def _truncate_fully_locked(self, offset: int) -> None:
         for seg in self._segments:
             seg.delete()
