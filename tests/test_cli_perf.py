@@ -344,3 +344,37 @@ def test_kafka_style_props_and_config_files(broker: BrokerProcess, tmp_path) -> 
         "oops",
     )
     assert_one_line_error(bad, 2, "producer property 'oops' is not of the form key=value")
+
+
+@pytest.mark.parametrize("kind", ["produce", "consume"])
+def test_interrupt_prints_the_partial_summary(broker: BrokerProcess, kind: str) -> None:
+    import signal
+    import time
+
+    topic = f"perf-interrupted-{kind}"
+    if kind == "produce":
+        args = ["-n", "1000000", "-s", "10", "--throughput", "500"]
+    else:
+        assert (
+            fastlog(
+                "perf", "produce", "-b", broker.bootstrap, "-t", topic, "-n", "100", "-s", "10"
+            ).returncode
+            == 0
+        )
+        args = ["-m", "1000", "--timeout", "60"]
+    proc = subprocess.Popen(
+        ["fastlog", "perf", kind, "-b", broker.bootstrap, "-t", topic, *args, "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(4)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    records = json.loads(out)["records"]
+    assert 0 < records < 1_000_000 if kind == "produce" else records == 100

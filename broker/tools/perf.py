@@ -406,27 +406,32 @@ def perf_produce(
     poll = producer.poll
     single = payloads[0] if len(payloads) == 1 else None
     pick = random.Random(1).choice
+    interrupted = False
     with Reporter("produce", num_records, not no_progress, reporting_interval) as reporter:
         started = time.monotonic()
-        for i in range(num_records):
-            value = single if single is not None else pick(payloads)
-            while True:
-                try:
-                    produce(topic, value, on_delivery=on_delivery)
-                    break
-                except BufferError:
-                    poll(0.001)
-            if throughput > 0:
-                # sleep while ahead of the target rate (Kafka's ThroughputThrottler)
-                ahead = (i + 1) / throughput - (time.monotonic() - started)
-                if ahead > 0:
-                    time.sleep(ahead)
+        try:
+            for i in range(num_records):
+                value = single if single is not None else pick(payloads)
+                while True:
+                    try:
+                        produce(topic, value, on_delivery=on_delivery)
+                        break
+                    except BufferError:
+                        poll(0.001)
+                if throughput > 0:
+                    # sleep while ahead of the target rate (Kafka's ThroughputThrottler)
+                    ahead = (i + 1) / throughput - (time.monotonic() - started)
+                    if ahead > 0:
+                        time.sleep(ahead)
+                        poll(0)
+                        reporter.update(stats, started)
+                if i % 256 == 0:
                     poll(0)
                     reporter.update(stats, started)
-            if i % 256 == 0:
-                poll(0)
-                reporter.update(stats, started)
-        deadline = time.monotonic() + timeout
+        except KeyboardInterrupt:
+            # Ctrl-C: stop sending, collect what is in flight, still print the summary
+            interrupted = True
+        deadline = time.monotonic() + (min(timeout, 5.0) if interrupted else timeout)
         while len(producer) and time.monotonic() < deadline:
             poll(0.05)
             reporter.update(stats, started)
@@ -435,6 +440,8 @@ def perf_produce(
     left = len(producer)
     summary = _summary("produce", stats, elapsed, failed[0] + left)
     _print_summary(summary, as_json)
+    if interrupted:
+        raise click.exceptions.Exit(130)
     if failed[0]:
         raise ToolError(f"{failed[0]} of {num_records} record(s) failed: {failed[1]}")
     if left:
@@ -535,13 +542,17 @@ def perf_consume(
         else:
             start = OFFSET_END if from_latest else OFFSET_BEGINNING
             consumer.assign([TopicPartition(topic, p, start) for p in sorted(tmd.partitions)])
-        summary = _consume_run(consumer, messages, timeout, not no_progress, reporting_interval)
+        summary, interrupted = _consume_run(
+            consumer, messages, timeout, not no_progress, reporting_interval
+        )
     finally:
         try:
             consumer.close()
-        except (RuntimeError, KafkaError, Exception):  # closing must not mask the real error
+        except Exception:  # noqa: BLE001 - closing must not mask the real error
             pass
     _print_summary(summary, as_json)
+    if interrupted:
+        raise click.exceptions.Exit(130)
     if summary.records < messages:
         raise ToolError(
             f"consumed {summary.records} of {messages} record(s): none arrived for {timeout:g}s"
@@ -550,43 +561,50 @@ def perf_consume(
 
 def _consume_run(
     consumer: Consumer, messages: int, timeout: float, progress: bool, interval: float
-) -> Summary:
+) -> tuple[Summary, bool]:
     stats = LatencyStats(messages)
     first_ms: float | None = None
     with Reporter("consume", messages, progress, interval) as reporter:
         started = time.monotonic()
         last_seen = started
         first_at = None
-        while stats.count < messages:
-            batch = consumer.consume(num_messages=min(10_000, messages - stats.count), timeout=0.2)
-            now = time.monotonic()
-            if batch:
-                wall_ms = time.time() * 1000
-                for msg in batch:
-                    err = msg.error()
-                    if err is not None:
-                        if err.code() in (
-                            KafkaError.UNKNOWN_TOPIC_OR_PART,
-                            KafkaError._UNKNOWN_TOPIC,
-                        ):
-                            raise ToolError("the topic no longer exists")
-                        if err.fatal():
-                            raise ToolError(kafka_error_text(err))
-                        continue
-                    ts = msg.timestamp()[1]
-                    stats.record(
-                        max(0.0, (wall_ms - ts) / 1000) if ts > 0 else 0.0,
-                        len(msg) + len(msg.key() or b""),
-                    )
-                if first_at is None and stats.count:
-                    first_at = now
-                    first_ms = (now - started) * 1000
-                last_seen = now
-            elif now - last_seen > timeout:
-                break
-            reporter.update(stats, started)
-        ended = time.monotonic() if stats.count >= messages else last_seen
+        interrupted = False
+        try:
+            while stats.count < messages:
+                batch = consumer.consume(
+                    num_messages=min(10_000, messages - stats.count), timeout=0.2
+                )
+                now = time.monotonic()
+                if batch:
+                    wall_ms = time.time() * 1000
+                    for msg in batch:
+                        err = msg.error()
+                        if err is not None:
+                            if err.code() in (
+                                KafkaError.UNKNOWN_TOPIC_OR_PART,
+                                KafkaError._UNKNOWN_TOPIC,
+                            ):
+                                raise ToolError("the topic no longer exists")
+                            if err.fatal():
+                                raise ToolError(kafka_error_text(err))
+                            continue
+                        ts = msg.timestamp()[1]
+                        stats.record(
+                            max(0.0, (wall_ms - ts) / 1000) if ts > 0 else 0.0,
+                            len(msg) + len(msg.key() or b""),
+                        )
+                    if first_at is None and stats.count:
+                        first_at = now
+                        first_ms = (now - started) * 1000
+                    last_seen = now
+                elif now - last_seen > timeout:
+                    break
+                reporter.update(stats, started)
+        except KeyboardInterrupt:
+            interrupted = True  # Ctrl-C: report what was consumed so far
+            last_seen = time.monotonic()
+        ended = time.monotonic() if stats.count >= messages and not interrupted else last_seen
         reporter.update(stats, started)
     # throughput over the fetching time, as Kafka's fetch.MB.sec: connecting and joining a
     # group are reported apart as time to first record
-    return _summary("consume", stats, ended - (first_at or started), 0, first_ms)
+    return _summary("consume", stats, ended - (first_at or started), 0, first_ms), interrupted
