@@ -217,3 +217,28 @@ def test_kill_9_of_writer_loses_nothing_acknowledged(tmp_path: Path, mode: str):
             got = [r.value for r in log.read()]
             assert got == [b"r%d" % i for i in range(log.end_offset)]
             assert len(log.segments) > 1
+
+
+def test_recovered_segments_get_trimmed_indexes(tmp_path: Path):
+    _fill(tmp_path, n_batches=60, segment_bytes=1000, index_interval_bytes=100)
+    (tmp_path / RECOVERY_POINT_CHECKPOINT).unlink()  # everything counts as unflushed
+    _crash(tmp_path)
+    with Log(tmp_path, segment_bytes=1000, index_interval_bytes=100) as log:
+        segs = log.segments
+        assert len(segs) > 3
+        for seg in segs[:-1]:
+            assert seg.offset_index.path.stat().st_size == 8 * seg.offset_index.entries
+            assert seg.time_index.path.stat().st_size == 12 * seg.time_index.entries
+    with Log(tmp_path, segment_bytes=1000, index_interval_bytes=100, retention_ms=-1) as log:
+        assert log.end_offset == 600
+
+
+def test_inactive_segments_hold_one_descriptor(tmp_path: Path):
+    _fill(tmp_path, n_batches=60, segment_bytes=1000)
+    before = len(os.listdir("/proc/self/fd"))
+    with Log(tmp_path, segment_bytes=1000) as log:
+        n = len(log.segments)
+        opened = len(os.listdir("/proc/self/fd")) - before
+        # an inactive segment: its .log, plus the descriptor Python's mmap keeps per mapped
+        # index (its own dup); the index files' own descriptors are closed
+        assert opened <= 3 * n + 3

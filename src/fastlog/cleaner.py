@@ -192,6 +192,7 @@ class LogCleaner:
         spill()
         cleaned.on_become_inactive()
         cleaned.flush()
+        cleaned.release_index_fds()
         cleaned.set_last_modified_ms(group[-1].last_modified_ms)
         return cleaned
 

@@ -57,13 +57,27 @@ class _MappedIndex:
         if length > 0:
             self._mm = mmap.mmap(self._fd, length, access=mmap.ACCESS_WRITE)
 
+    def _ensure_fd(self) -> int:
+        if self._fd < 0:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+        return self._fd
+
+    def release_fd(self) -> None:
+        """Close the file descriptor of an inactive (trimmed, flushed) index; the mapping
+        stays valid. Reopened on demand (resize, fsync). Keeps a broker with many segments
+        at one descriptor per segment, the .log's."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
     def _resize(self, length: int) -> None:
-        if length == self._length and os.fstat(self._fd).st_size == length:
+        fd = self._ensure_fd()
+        if length == self._length and os.fstat(fd).st_size == length:
             return
         if self._mm is not None:
             self._mm.close()
             self._mm = None
-        os.ftruncate(self._fd, length)
+        os.ftruncate(fd, length)
         self._map(length)
 
     def make_active(self, max_index_size: int) -> None:
@@ -97,20 +111,21 @@ class _MappedIndex:
     def flush(self) -> None:
         if self._mm is not None:
             self._mm.flush()
-        os.fsync(self._fd)
+        if self._fd >= 0:
+            os.fsync(self._fd)
+        # else: released after a flush; msync above covers any rewrite of the entries
 
     def rename(self, path: Path) -> None:
         os.replace(self.path, path)
         self.path = path
 
     def close(self) -> None:
-        if self._fd < 0:
-            return
         if self._mm is not None:
             self._mm.close()
             self._mm = None
-        os.close(self._fd)
-        self._fd = -1
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
     def delete(self) -> None:
         self.close()
@@ -200,7 +215,7 @@ class OffsetIndex(_MappedIndex):
 
     def sanity_check(self, log_size: int) -> str | None:
         """None if the index is consistent, else why not (then it is rebuilt)."""
-        if os.fstat(self._fd).st_size % 8:
+        if self._length % 8:
             return "file size is not a multiple of 8"
         if self.entries == 0:
             return None
@@ -271,7 +286,7 @@ class TimeIndex(_MappedIndex):
         self.entries = n
 
     def sanity_check(self, next_offset: int) -> str | None:
-        if os.fstat(self._fd).st_size % 12:
+        if self._length % 12:
             return "file size is not a multiple of 12"
         if self.entries == 0:
             return None

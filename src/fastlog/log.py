@@ -182,6 +182,7 @@ class Log:
         segments: list[LogSegment] = []
         self._segments = segments  # so a failure below closes what was opened
         changed = False
+        recovered: list[LogSegment] = []
         for i, base in enumerate(bases):
             name = segment_name(base)
             missing = [
@@ -204,6 +205,7 @@ class Log:
                 if problem is None:
                     problem = seg.time_index.sanity_check(seg.next_offset)
             if problem or unflushed:
+                recovered.append(seg)
                 if problem:
                     changed = True
                     logger.warning("%s: index %s; rebuilding it", seg.log.path, problem)
@@ -222,6 +224,10 @@ class Log:
             segments.append(LogSegment(self.dir, start_ckpt, self.config))
             changed = True
         self._rebuild_bases()
+        for seg in segments[:-1]:
+            if seg in recovered:
+                seg.on_become_inactive()  # rebuilt indexes: final time entry, trimmed
+            seg.release_index_fds()
         active = segments[-1]
         active.make_active()
         self._end = active.next_offset
@@ -510,6 +516,7 @@ class Log:
         self._dir_dirty = True
         # Kafka flushes the rolled segment: only the active one is left to recover
         self._flush_locked(new_base, checkpoint=True)
+        old.release_index_fds()
         if enforce_retention:
             self._enforce_retention_locked()
         return new

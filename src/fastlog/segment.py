@@ -284,6 +284,11 @@ class LogSegment:
         self.offset_index.trim()
         self.time_index.trim()
 
+    def release_index_fds(self) -> None:
+        """For an inactive segment whose indexes are trimmed and flushed."""
+        self.offset_index.release_fd()
+        self.time_index.release_fd()
+
     def make_active(self) -> None:
         self.offset_index.make_active(self._index_bytes)
         self.time_index.make_active(self._index_bytes)
