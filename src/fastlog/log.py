@@ -891,6 +891,10 @@ class Log:
             if keep:
                 seg.append(keep, _core.scan_batches(keep, False))
             self._end = offset
+            if seg.next_offset < offset:
+                # the end falls in a gap (compacted records): an empty segment based at it
+                # keeps the end offset across a reopen
+                self._roll_locked(enforce_retention=False, new_base=offset)
             self._after_truncation()
 
     def truncate_fully_and_start_at(self, offset: int) -> None:
