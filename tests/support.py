@@ -60,7 +60,11 @@ class BrokerProcess:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         log.close()
-        wait_for_port(self.port, timeout, self.proc)
+        try:
+            wait_for_port(self.port, timeout, self.proc)
+        except (RuntimeError, TimeoutError) as exc:
+            tail = "\n".join(self.output().splitlines()[-30:])
+            raise RuntimeError(f"{exc}; broker output:\n{tail}") from None
         return self
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int | None:
