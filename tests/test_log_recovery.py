@@ -233,7 +233,7 @@ def test_recovered_segments_get_trimmed_indexes(tmp_path: Path):
         assert log.end_offset == 600
 
 
-def test_inactive_segments_hold_one_descriptor(tmp_path: Path):
+def test_inactive_segments_release_index_descriptors(tmp_path: Path):
     _fill(tmp_path, n_batches=60, segment_bytes=1000)
     before = len(os.listdir("/proc/self/fd"))
     with Log(tmp_path, segment_bytes=1000) as log:
