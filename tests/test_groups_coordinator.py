@@ -558,8 +558,9 @@ async def test_leadership_moves_load_and_unload_groups(
     try:
         assert (await join(c)).error == E.not_coordinator
         assert c.fetch_offsets("g", None)[0] == E.not_coordinator
-        store.remote.discard(p)  # this broker became the leader
-        c.on_offsets_partition_changed(p)
+        store.remote.discard(p)  # this broker became the leader; even without the event ...
+        clock.now += 1000
+        c.tick()  # ... the periodic reconciliation loads the partition
         await settle()
         err, got = c.fetch_offsets("g", None)
         assert err == E.none and got[("t", 0)].offset == 5

@@ -143,6 +143,7 @@ class GroupCoordinator:
         self.loading: set[int] = set()
         self._tick_task: asyncio.Task | None = None
         self._next_retention_check_ms = 0
+        self._next_reconcile_ms = 0
         self._running = False
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -811,6 +812,11 @@ class GroupCoordinator:
                         self._remove_member(group, m)
                 self._prepare_rebalance(group, "members did not sync within the rebalance timeout")
                 self._maybe_complete_join(group)
+        if now >= self._next_reconcile_ms:
+            # Safety net for a missed leadership event: serve exactly the partitions we lead.
+            self._next_reconcile_ms = now + 1000
+            for p in range(self.num_partitions):
+                self.on_offsets_partition_changed(p)
         if now >= self._next_retention_check_ms:
             self._next_retention_check_ms = now + self.retention_check_interval_ms
             self._spawn(self.expire_offsets())
@@ -1113,6 +1119,14 @@ class _TopicListener:
         """Cluster mode: leadership of a __consumer_offsets partition moved here or away."""
         if topic.name != OFFSETS_TOPIC:
             return
+        try:
+            # Later on the loop: listeners registered before us (replication) apply the new
+            # leadership first, whatever order the store calls us in.
+            asyncio.get_running_loop().call_soon(self._changed, index)
+        except RuntimeError:  # no running loop (a synchronous caller): act now
+            self._changed(index)
+
+    def _changed(self, index: int) -> None:
         try:
             self.coordinator.on_offsets_partition_changed(index)
         except Exception:

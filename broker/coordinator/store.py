@@ -88,6 +88,7 @@ class BrokerOffsetsStore:
         self.num_partitions = num_partitions
         self.replication_factor = replication_factor
         self.segment_bytes = segment_bytes
+        self.ack_timeout_s = 5.0  # Kafka's offsets.commit.timeout.ms
 
     async def open(self) -> None:
         md = self.broker.metadata
@@ -126,9 +127,9 @@ class BrokerOffsetsStore:
         p = self._partition(partition)
         if p is None:
             return False
-        is_leader = getattr(p, "is_leader", None)  # cluster mode: the replica manager knows
-        if is_leader is not None:
-            return bool(is_leader() if callable(is_leader) else is_leader)
+        r = getattr(p, "replication", None)  # cluster mode: replication knows who leads
+        if r is not None:
+            return bool(r.is_leader) and not getattr(r, "fenced", False)
         node_id = getattr(self.broker, "node_id", None)
         return getattr(p, "leader", node_id) == node_id
 
@@ -151,6 +152,12 @@ class BrokerOffsetsStore:
         except Exception as exc:  # any storage failure: the client retries later
             raise StoreError(f"append to {OFFSETS_TOPIC}-{partition} failed: {exc}") from exc
         code = int(getattr(result, "error_code", 0) or 0)
+        replication = getattr(self.broker, "replication", None)
+        if not code and getattr(p, "replication", None) is not None and replication is not None:
+            # acks=all: answer once the high watermark has passed the batch (every ISR
+            # member has it), as Kafka's coordinator does.
+            await replication.wait_for_acks([(p, result, p.log_end_offset)], self.ack_timeout_s)
+            code = int(getattr(result, "error_code", 0) or 0)
         if code:
             # Kafka maps log append errors to what a group client knows how to retry.
             mapped = {
@@ -159,6 +166,7 @@ class BrokerOffsetsStore:
                 ErrorCode.message_too_large.value: ErrorCode.unknown_server_error,
                 ErrorCode.record_list_too_large.value: ErrorCode.unknown_server_error,
                 ErrorCode.invalid_fetch_size.value: ErrorCode.unknown_server_error,
+                ErrorCode.request_timed_out.value: ErrorCode.coordinator_not_available,
             }.get(code, ErrorCode.coordinator_not_available)
             raise StoreError(
                 f"append to {OFFSETS_TOPIC}-{partition} failed with error {code}: "
