@@ -234,3 +234,28 @@ def test_nothing_after_a_malformed_request_is_processed(broker) -> None:
     p = r.responses[0].partitions[0]
     assert p.error_code.value == 3 or p.high_watermark == 0
     c.close()
+
+
+def test_idle_connections_are_closed(make_broker) -> None:
+    b = make_broker({"connections.max.idle.ms": "500"})
+    idle = RawClient(b.bootstrap)
+    assert idle.call(ApiVersionsV0()).error_code.value == 0
+    assert idle.is_closed(timeout=10)
+    idle.close()
+
+
+def test_shutdown_during_long_poll(make_broker) -> None:
+    from test_broker_produce import batch, fetch_request, produce_request
+
+    b = make_broker()
+    c = RawClient(b.bootstrap)
+    c.call(produce_request(9, "parked", 0, batch([b"v"])))
+    c.send(fetch_request(12, "parked", 0, 1, max_wait_ms=60000, min_bytes=1))
+    time.sleep(0.3)
+    c.sock.settimeout(0.2)
+    with pytest.raises(TimeoutError):
+        c.sock.recv(1)  # parked: no answer yet
+    started = time.monotonic()
+    assert b.stop() == 0
+    assert time.monotonic() - started < 15  # the parked fetch does not hold the shutdown
+    c.close()
