@@ -333,3 +333,38 @@ def test_kill_9_while_compacting(tmp_path: Path):
             for k in range(37):
                 last = max(o for o in range(acked) if o % 37 == k)
                 assert latest[b"k%d" % k] >= last
+
+
+def test_compaction_in_a_thread_while_appending_and_deleting(tmp_path: Path):
+    """The broker runs maybe_compact in a worker thread; appends and DeleteTopics go on."""
+    import threading
+
+    log = Log(
+        tmp_path / "t-0", cleanup_policy="compact", segment_bytes=500, min_cleanable_dirty_ratio=0.0
+    )
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def clean_loop() -> None:
+        while not stop.is_set():
+            try:
+                log.maybe_compact()
+            except fastlog.LogClosedError:
+                return
+            except BaseException as e:  # surfaced below
+                errors.append(e)
+                return
+
+    t = threading.Thread(target=clean_loop)
+    t.start()
+    for i in range(300):
+        log.append(b"v%d" % i, key=b"k%d" % (i % 7))
+    latest = {r.key: r.value for r in log.read()}
+    assert latest == {
+        b"k%d" % k: b"v%d" % max(i for i in range(300) if i % 7 == k) for k in range(7)
+    }
+    log.delete()
+    stop.set()
+    t.join(30)
+    assert not errors, errors
+    assert not (tmp_path / "t-0").exists()

@@ -32,6 +32,10 @@ _INT32_MAX = 2**31 - 1
 _WRITE_CHUNK = 1024 * 1024
 
 
+class _Aborted(Exception):
+    """The log is being closed or deleted: stop cleaning."""
+
+
 @dataclass
 class CleanerStats:
     """What one cleaning did."""
@@ -99,21 +103,29 @@ class LogCleaner:
             offset_map: dict[bytes, int] = {}
             for seg in segs:
                 for data, _infos in seg.iter_chunks():
+                    if log._closing:
+                        return None
                     for off, _ts, key, _v, _h in _core.iter_records(data):
                         if key is not None:
                             offset_map[key] = off
 
             # pass 2: rewrite, group by group
             for group in self._group(segs, cfg.segment_bytes, cfg.segment_index_bytes):
+                if log.closed:
+                    return None
                 try:
                     cleaned = self._clean_group(group, offset_map, log_start, now, cfg, stats)
+                except _Aborted:
+                    return None
                 except FileNotFoundError:
                     # retention or truncation removed the group meanwhile
                     logger.info("%s: segments deleted while cleaning; group skipped", log.dir)
                     continue
                 self._swap(group, cleaned, generations)
-            log._write_cleaner_checkpoint(end)
             with log._lock:
+                if log.closed:
+                    return None  # closed or deleted meanwhile (DeleteTopics)
+                log._write_cleaner_checkpoint(end)
                 stats.segments_after = sum(1 for s in log._segments if s.base_offset < end)
                 stats.bytes_after = sum(s.size for s in log._segments if s.base_offset < end)
             logger.info("%s: compacted %s", log.dir, stats)
@@ -166,6 +178,10 @@ class LogCleaner:
         for seg in group:
             retain_deletes = seg.last_modified_ms > now - cfg.delete_retention_ms
             for view, info in seg.iter_batches():
+                if log._closing:
+                    cleaned.delete()
+                    cleaned.close()
+                    raise _Aborted
                 if info.last_offset < log_start:
                     continue
                 if info.is_control:

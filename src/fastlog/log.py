@@ -129,6 +129,7 @@ class Log:
         self.config = LogConfig.from_dict(config)
         self._lock = threading.RLock()
         self._cleaner_lock = threading.Lock()
+        self._closing = False  # set by close()/delete(): the cleaner stops at the next batch
         self._closed = True
         self._segments: list[LogSegment] = []
         self._bases: list[int] = []
@@ -960,8 +961,12 @@ class Log:
                 seg.update_config(self.config)
 
     def close(self) -> None:
-        """Flush, trim the active segment's indexes and leave the clean-shutdown marker."""
-        with self._lock:
+        """Flush, trim the active segment's indexes and leave the clean-shutdown marker.
+
+        A cleaning in progress (another thread) is aborted first, as Kafka aborts cleaning
+        of a partition being closed or deleted."""
+        self._closing = True
+        with self._cleaner_lock, self._lock:
             if self._closed:
                 return
             self._closed = True
@@ -978,7 +983,8 @@ class Log:
 
     def delete(self) -> None:
         """Close the log and remove its directory (DeleteTopics)."""
-        with self._lock:
+        self._closing = True
+        with self._cleaner_lock, self._lock:
             if not self._closed:
                 self._closed = True
                 for seg in self._segments:
