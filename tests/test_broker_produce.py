@@ -413,3 +413,26 @@ def test_pipelined_large_requests_are_paced(make_broker) -> None:
         assert partition_response(r).base_offset == i
     sender.join()
     c.close()
+
+
+def test_topic_config_change_applies_to_appends(broker) -> None:
+    """message.timestamp.type and max.message.bytes changed on a live topic (AlterConfigs
+    through confluent-kafka's admin client) take effect on the next append."""
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    c = RawClient(broker.bootstrap)
+    r = partition_response(c.call(produce_request(9, "live-config", 0, batch([b"x" * 2000]))))
+    assert r.error_code.value == 0 and r.log_append_time is None
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    resource = ConfigResource(
+        "topic",
+        "live-config",
+        set_config={"message.timestamp.type": "LogAppendTime", "max.message.bytes": "1000"},
+    )
+    for future in admin.alter_configs([resource]).values():
+        future.result(timeout=10)
+    r = partition_response(c.call(produce_request(9, "live-config", 0, batch([b"x" * 2000]))))
+    assert r.error_code.value == 10
+    r = partition_response(c.call(produce_request(9, "live-config", 0, batch([b"small"], ts=1000))))
+    assert r.error_code.value == 0 and r.log_append_time is not None
+    c.close()
