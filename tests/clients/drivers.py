@@ -516,6 +516,7 @@ class KafkaPythonDriver(Driver):
         conf = {
             "bootstrap_servers": bootstrap,
             "request_timeout_ms": 15000,
+            "bootstrap_timeout_ms": 10000,
             "client_id": "fastlog-kafka-python-test",
         }
         return conf | ({"api_version": self.api_version} if self.api_version else {})
