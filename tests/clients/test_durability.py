@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 from confluent_kafka import Producer
 
 from .drivers import BY_NAME
@@ -83,7 +84,9 @@ def check_history(sent: list[bytes], acks: AckLog, log: list[bytes]) -> None:
     assert not moved, f"acknowledged offsets differ from the log: {list(moved.items())[:3]}"
 
 
-def test_kill9_during_acks_all_produce(make_broker):
+@pytest.mark.parametrize("codec", ["none", "lz4"])
+def test_kill9_during_acks_all_produce(make_broker, codec):
+    """Plain and compressed batches: a torn tail must be cut at a batch boundary on recovery."""
     b = make_broker({"num.partitions": "1"})
     topic = unique_topic("durable")
     REFERENCE.create_topic(b.bootstrap, topic, 1)
@@ -94,6 +97,7 @@ def test_kill9_during_acks_all_produce(make_broker):
             "acks": "all",
             "linger.ms": 2,
             "batch.num.messages": 100,
+            "compression.codec": codec,
             "enable.idempotence": False,
             # Once the broker is gone, pending records must fail rather than wait for its return:
             # a non-idempotent retry into the restarted broker could legitimately duplicate.
@@ -130,7 +134,9 @@ def test_kill9_during_acks_all_produce(make_broker):
     b.start()
     log = read_log(b.bootstrap, topic)
     check_history(sent, acks, log)
-    assert assert_contiguous(read_batches(b.data_dir, topic, 0)) == len(log)
+    batches = read_batches(b.data_dir, topic, 0)
+    assert assert_contiguous(batches) == len(log)
+    assert {x.codec for x in batches} == {codec}
 
 
 def test_kill9_idempotent_producer_rides_through_restart(make_broker):
