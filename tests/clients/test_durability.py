@@ -136,7 +136,8 @@ def test_kill9_during_acks_all_produce(make_broker, codec):
     check_history(sent, acks, log)
     batches = read_batches(b.data_dir, topic, 0)
     assert assert_contiguous(batches) == len(log)
-    assert {x.codec for x in batches} == {codec}
+    # librdkafka sends a batch too small to shrink uncompressed; the rest stay as sent.
+    assert codec in {x.codec for x in batches} <= {codec, "none"}
 
 
 def test_kill9_idempotent_producer_rides_through_restart(make_broker):
