@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 CONTROLLER = "/controller"
 CONTROLLER_EPOCH = "/controller_epoch"
+CONFIG_CHANGES = "/config/changes"
 
 
 def decide(
@@ -115,6 +116,8 @@ class KafkaController:
             self._events.put("elect")
         elif event.path == "/brokers/ids":
             self._events.put("brokers")
+        elif event.path == CONFIG_CHANGES:
+            self._events.put("configs")
 
     def _run(self) -> None:
         while not self._stopped:
@@ -136,6 +139,8 @@ class KafkaController:
                 try:
                     if "elect" in pending:
                         self._elect()
+                    if "configs" in pending and self.active:
+                        self._config_changes()
                     if "brokers" in pending and self.active:
                         self.reconcile()
                     break
@@ -173,13 +178,14 @@ class KafkaController:
         self.active = True
         log.info("broker %d is the controller (epoch %d)", self.node_id, self.epoch)
         self.reconcile()
+        self._config_changes()
 
     def _bump_epoch(self) -> None:
         while True:
             try:
                 data, stat = self.zk.get(CONTROLLER_EPOCH)
                 new = int(data.decode() or 0) + 1
-                stat2 = self.zk.set_data(CONTROLLER_EPOCH, str(new).encode(), version=stat.version)
+                stat2 = self.zk.set(CONTROLLER_EPOCH, str(new).encode(), version=stat.version)
                 self.epoch, self.epoch_zk_version = new, stat2.version
                 return
             except NoNodeError:
@@ -191,6 +197,19 @@ class KafkaController:
                     continue
             except BadVersionError:
                 continue
+
+    def _config_changes(self) -> None:
+        """A topic config changed (unclean.leader.election.enable may now allow electing an
+        offline partition's leader): consume the notifications and reconcile."""
+        self.zk.ensure_path(CONFIG_CHANGES)
+        children = self.zk.get_children(CONFIG_CHANGES, watch=self._watch)
+        for child in children:
+            try:
+                self.zk.delete(f"{CONFIG_CHANGES}/{child}")
+            except NoNodeError:
+                pass
+        if children:
+            self.reconcile()
 
     # -- partition state -----------------------------------------------------------------
     def _unclean(self, topic: str) -> bool:
@@ -286,7 +305,7 @@ class KafkaController:
                     if isinstance(results[1], Exception):
                         continue  # state changed under us: re-read and decide again
                 else:
-                    self.zk.set_data(path, payload, version=stat.version)
+                    self.zk.set(path, payload, version=stat.version)
             except BadVersionError:
                 continue
             log.info(
@@ -302,30 +321,28 @@ class KafkaController:
         return False
 
     # -- controlled shutdown -------------------------------------------------------------
-    def controlled_shutdown(self, node_id: int) -> list[tuple[str, int]]:
-        """Move leadership away from ``node_id`` and drop it from every ISR; returns the
-        partitions whose leadership moved."""
+    def controlled_shutdown(self, node_id: int) -> list[tuple[str, int, int]]:
+        """Move leadership away from ``node_id`` and drop it from every ISR; returns
+        (topic, partition, new leader epoch) of the partitions whose leadership moved."""
         live = {int(c) for c in self.zk.get_children("/brokers/ids")} - {node_id}
-        moved: list[tuple[str, int]] = []
+        moved: list[tuple[str, int, int]] = []
         for topic, index, replicas in self._partitions():
             if node_id not in replicas:
                 continue
-            was_leader = self._leader_of(topic, index) == node_id
-            if (
-                self._update(topic, index, replicas, live, False, fenced=False, leaving=node_id)
-                and was_leader
-            ):
-                moved.append((topic, index))
+            before = self._state_of(topic, index)
+            if self._update(topic, index, replicas, live, False, fenced=False, leaving=node_id):
+                if before.get("leader") == node_id:
+                    moved.append((topic, index, int(before.get("leader_epoch", 0)) + 1))
         return moved
 
-    def _leader_of(self, topic: str, index: int) -> int:
+    def _state_of(self, topic: str, index: int) -> dict[str, Any]:
         from broker.metadata.zookeeper import decode, state_path
 
         try:
             data, _ = self.zk.get(state_path(topic, index))
         except NoNodeError:
-            return -1
-        return int((decode(data) or {}).get("leader", -1))
+            return {}
+        return decode(data) or {}
 
 
 def describe(store: Any) -> dict[str, Any]:

@@ -8,6 +8,7 @@ Owns the znodes a broker reads and writes (the layout Kafka 2.x/3.x uses with Zo
     /brokers/topics/<T>/partitions/<P>/state    {"leader":1,"leader_epoch":0,"isr":[..],
                                                  "controller_epoch":1,"version":1}
     /config/topics/<T>                          {"version":1,"config":{...}}
+    /config/changes/config_change_<seq>         {"version":2,"entity_path":"topics/<T>"}
     /controller, /controller_epoch              (broker/controller.py)
     /latest_producer_id_block                   producer id blocks, allocated by CAS
 
@@ -66,6 +67,7 @@ log = logging.getLogger(__name__)
 
 MAX_PARTITIONS = 100_000
 PRODUCER_ID_BLOCK = "/latest_producer_id_block"
+CONFIG_CHANGES = "/config/changes"
 
 
 class ZooKeeperUnavailableError(MetadataError):
@@ -790,6 +792,9 @@ class ZooKeeperMetadataStore(MetadataStore):
             if isinstance(r, Exception) and not isinstance(r, RolledBackError):
                 raise MetadataError(f"cannot create topic {name!r}: {r!r}")
         self._known_topics.add(name)
+        # Re-read it with watches: the children watch may no longer see it as new, and
+        # without a watch on the state znodes this broker would miss leader changes.
+        self._enqueue(("topic", name))
         log.info("created topic %s (%d partitions, replicas %s)", name, partitions, assignment)
         self._apply_topic(info)
         return info
@@ -868,9 +873,17 @@ class ZooKeeperMetadataStore(MetadataStore):
         payload = encode({"version": 1, "config": cfg})
         try:
             try:
-                self.zk.set_data(config_path(name), payload)
+                self.zk.set(config_path(name), payload)
             except NoNodeError:
                 self.zk.create(config_path(name), payload, makepath=True)
+            # Kafka's change notification: the controller re-runs elections that depend on
+            # topic configs (unclean.leader.election.enable).
+            self.zk.create(
+                CONFIG_CHANGES + "/config_change_",
+                encode({"version": 2, "entity_path": f"topics/{name}"}),
+                sequence=True,
+                makepath=True,
+            )
         except KazooException as exc:
             raise ZooKeeperUnavailableError(f"ZooKeeper unavailable: {exc}") from None
         self._apply_configs(name, cfg)
@@ -898,7 +911,7 @@ class ZooKeeperMetadataStore(MetadataStore):
                 )
             st["isr"] = list(new_isr)
             try:
-                self.zk.set_data(path, encode(st), version=stat.version)
+                self.zk.set(path, encode(st), version=stat.version)
                 break
             except BadVersionError:
                 continue  # the controller changed it meanwhile: re-check the epoch
@@ -934,7 +947,7 @@ class ZooKeeperMetadataStore(MetadataStore):
                 if version is None:
                     self.zk.create(PRODUCER_ID_BLOCK, payload)
                 else:
-                    self.zk.set_data(PRODUCER_ID_BLOCK, payload, version=version)
+                    self.zk.set(PRODUCER_ID_BLOCK, payload, version=version)
                 return first
             except (BadVersionError, NodeExistsError):
                 continue
@@ -955,9 +968,11 @@ class ZooKeeperMetadataStore(MetadataStore):
             return
         deadline = time.monotonic() + timeout
         while moved and time.monotonic() < deadline:
+            # Wait until this broker's own view has the new epochs (its replicas then refuse
+            # produce); another broker stopping at the same time may hand some back later.
             if all(
-                (p := self._topics.get(t)) is None or p.partitions[i].leader != self.node_id
-                for t, i in moved
+                (p := self._topics.get(t)) is None or p.partitions[i].leader_epoch >= epoch
+                for t, i, epoch in moved
             ):
                 break
             time.sleep(0.05)

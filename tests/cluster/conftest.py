@@ -52,6 +52,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.cluster)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)
+
+
 def wait_until(cond: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -159,10 +166,33 @@ class Cluster:
         self.zk.start(timeout=20)
         self.precreate_offsets_topic()
         with ThreadPoolExecutor(len(self.brokers)) as pool:
-            list(pool.map(lambda b: b.start(60), self.brokers.values()))
+            list(pool.map(self.start_broker, self.brokers))
         self.wait_registered(set(self.brokers))
         wait_until(lambda: self.controller() in self.brokers, 20, "a controller")
         return self
+
+    def start_broker(self, node: int, timeout: float = 60.0) -> BrokerProcess:
+        """Start (or restart) broker ``node`` and wait for its registration in ZooKeeper.
+        A free port can be taken by another process between free_port() and the bind: then
+        the broker exits and is started again on another port."""
+        b = self.brokers[node]
+        for _ in range(5):
+            b.start(timeout)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if b.proc.poll() is not None:
+                    break
+                try:
+                    data, _ = self.zk.get(f"/brokers/ids/{node}")
+                    if json.loads(data)["port"] == b.port:
+                        return b
+                except Exception:
+                    pass
+                time.sleep(0.05)
+            if b.proc.poll() is None:
+                raise TimeoutError(f"broker {node} not registered after {timeout}s")
+            b.port = free_port()
+        raise RuntimeError(f"broker {node} did not start:\n{b.output()[-3000:]}")
 
     def precreate_offsets_topic(self) -> None:
         """__consumer_offsets with RF 3 before any broker starts: the group coordinator
@@ -247,13 +277,27 @@ def zookeeper(tmp_path: Path) -> Iterator[ZooKeeperServer]:
     server.stop()
 
 
+def dump_logs(c: Cluster, lines: int = 60) -> None:
+    """On failure: the tail of every broker's log (pytest shows captured stdout)."""
+    for node, b in c.brokers.items():
+        tail = b.output().splitlines()[-lines:]
+        print(f"===== broker {node} (port {b.port}) =====")
+        print("\n".join(tail))
+
+
 @pytest.fixture
-def cluster(zookeeper: ZooKeeperServer, tmp_path: Path) -> Iterator[Cluster]:
+def cluster(
+    zookeeper: ZooKeeperServer, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Cluster]:
     c = Cluster(zookeeper, tmp_path)
     try:
         c.start()
     except BaseException:
+        dump_logs(c)
         c.stop()
         raise
     yield c
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        dump_logs(c)
     c.stop()
