@@ -194,3 +194,95 @@ def test_kill9_idempotent_producer_rides_through_restart(make_broker):
     assert len(log) == total
     check_history(sent, acks, log)
     assert log == sent
+
+
+def _ride_kafka_python(bootstrap: str, topic: str, values: list[bytes], acks: AckLog, kill) -> None:
+    from kafka import KafkaProducer
+
+    p = KafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=2,
+        delivery_timeout_ms=30000,
+        request_timeout_ms=5000,
+        reconnect_backoff_max_ms=200,
+        bootstrap_timeout_ms=10000,
+    )
+    try:
+        for i, v in enumerate(values):
+            f = p.send(topic, value=v, partition=0)
+            f.add_callback(lambda md, v=v: acks.acked.__setitem__(v, md.offset))
+            f.add_errback(lambda e, v=v: acks.failed.__setitem__(v, repr(e)))
+            while i - acks.reported() > MAX_IN_FLIGHT:
+                time.sleep(0.001)
+            kill()
+        p.flush(timeout=40)
+    finally:
+        p.close(timeout=5)
+
+
+def _ride_aiokafka(bootstrap: str, topic: str, values: list[bytes], acks: AckLog, kill) -> None:
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+
+    async def go() -> None:
+        p = AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=2,
+            request_timeout_ms=5000,
+            retry_backoff_ms=100,
+        )
+        await p.start()
+        pending = []
+        try:
+            for i, v in enumerate(values):
+                fut = await p.send(topic, value=v, partition=0)
+
+                def done(f, v=v):
+                    if f.exception() is not None:
+                        acks.failed[v] = repr(f.exception())
+                    else:
+                        acks.acked[v] = f.result().offset
+
+                fut.add_done_callback(done)
+                pending.append(fut)
+                while i - acks.reported() > MAX_IN_FLIGHT:
+                    await asyncio.sleep(0.001)
+                kill()  # blocks the loop while the broker restarts: the client must cope
+            await asyncio.wait(pending, timeout=40)
+        finally:
+            await p.stop()
+
+    asyncio.run(asyncio.wait_for(go(), 90))
+
+
+@pytest.mark.parametrize(
+    "ride", [_ride_kafka_python, _ride_aiokafka], ids=["kafka-python", "aiokafka"]
+)
+def test_kill9_idempotent_python_clients_ride_through_restart(make_broker, ride):
+    """The same with kafka-python's and aiokafka's idempotent producers."""
+    b = make_broker({"num.partitions": "1"})
+    topic = unique_topic("durable-idem-py")
+    REFERENCE.create_topic(b.bootstrap, topic, 1)
+    acks = AckLog()
+    total = 6000
+    values = [b"%08d" % i for i in range(total)]
+    at_kill: list[int] = []
+
+    def kill() -> None:
+        if not at_kill and len(acks.acked) >= 2000:
+            at_kill.append(len(acks.acked))
+            b.kill()
+            b.start()
+
+    ride(b.bootstrap, topic, values, acks, kill)
+    assert at_kill and at_kill[0] < total, "the kill must land while records are in flight"
+    assert not acks.failed, list(acks.failed.items())[:3]
+    assert len(acks.acked) == total
+    log = read_log(b.bootstrap, topic)
+    check_history(values, acks, log)
+    assert log == values
