@@ -158,6 +158,18 @@ class ReplicationManager:
         except OSError as exc:
             log.warning("cannot write %s: %s", self._hw_checkpoint.path, exc)
 
+    def _trim_epoch_caches(self) -> None:
+        """Retention moved log start offsets: the epochs before them go (Kafka trims the
+        cache with the log start)."""
+        for p in self._partitions():
+            cache = getattr(p, "leader_epoch_cache", None)
+            if cache is None:
+                continue
+            try:
+                cache.truncate_from_start(p.log.start_offset)
+            except Exception as exc:  # noqa: BLE001 - a closed log (deleted topic) or disk error
+                log.debug("cannot trim the epoch cache of %s: %s", p, exc)
+
     # -- metadata events -----------------------------------------------------------------
     def on_topic_created(self, topic: TopicInfo) -> None:
         pass  # the ReplicaManager opens the logs (partition_opened); states follow
@@ -260,6 +272,7 @@ class ReplicationManager:
                 if time.monotonic() >= next_checkpoint:
                     next_checkpoint = time.monotonic() + 5.0
                     self.checkpoint_high_watermarks()
+                    self._trim_epoch_caches()
             except asyncio.CancelledError:
                 raise
             except Exception:
