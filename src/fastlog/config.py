@@ -40,17 +40,16 @@ class LogConfig:
 
     # ------------------------------------------------------------------ derived
 
-    @property
-    def compact(self) -> bool:
-        return "compact" in self.cleanup_policy.split(",")
+    # derived flags, computed once (read on every append)
+    compact: bool = dataclasses.field(init=False, repr=False, compare=False, default=False)
+    delete: bool = dataclasses.field(init=False, repr=False, compare=False, default=True)
+    log_append_time: bool = dataclasses.field(init=False, repr=False, compare=False, default=False)
 
-    @property
-    def delete(self) -> bool:
-        return "delete" in self.cleanup_policy.split(",")
-
-    @property
-    def log_append_time(self) -> bool:
-        return self.message_timestamp_type == "LogAppendTime"
+    def __post_init__(self) -> None:
+        policies = self.cleanup_policy.split(",")
+        object.__setattr__(self, "compact", "compact" in policies)
+        object.__setattr__(self, "delete", "delete" in policies)
+        object.__setattr__(self, "log_append_time", self.message_timestamp_type == "LogAppendTime")
 
     # ------------------------------------------------------------------ building
 
@@ -102,7 +101,7 @@ class LogConfig:
                 raise InvalidConfigurationError(f"{name.replace('_', '.')} out of range: {v}")
 
 
-LOG_CONFIG_KEYS: frozenset[str] = frozenset(f.name for f in dataclasses.fields(LogConfig))
+LOG_CONFIG_KEYS: frozenset[str] = frozenset(f.name for f in dataclasses.fields(LogConfig) if f.init)
 """Every keyword ``Log(path, **config)`` and ``Log.update_config`` accept."""
 
 
