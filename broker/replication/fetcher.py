@@ -354,10 +354,7 @@ def truncate_partition(p: Any, offset: int) -> None:
 
 def reset_partition(p: Any, start: int) -> None:
     """Empty a follower's log so that it starts at ``start`` (beyond its end)."""
-    log_ = p.log
-    # The storage engine truncates fully only below its end: empty it, then move the start.
-    with log_._lock:  # noqa: SLF001 - no public "restart at" in fastlog.Log
-        log_._truncate_fully_locked(start)  # noqa: SLF001
+    p.log.truncate_fully_and_start_at(start)
     r: PartitionReplication = p.replication
     r.cache.clear()
     r.hw = start
