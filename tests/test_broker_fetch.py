@@ -258,3 +258,104 @@ def test_slow_reader_pipelined_big_fetches(broker) -> None:
         assert [v for _o, _t, _k, v, _h in recs] == values
     assert decode_response(c.read_frame(), 18, 0)[0] == ids[3]
     c.close()
+
+
+# -- fetch sessions (KIP-227) -------------------------------------------------------------
+
+
+def session_fetch(
+    session_id: int,
+    epoch: int,
+    parts: list[tuple[str, int, int]],
+    forgotten: list[tuple[str, list[int]]] = (),
+):
+    cls = load_request_schema(1, 12)
+    pcls, tcls = nested(cls, "FetchPartition"), nested(cls, "FetchTopic")
+    fcls = nested(cls, "ForgottenTopic")
+    by_topic: dict[str, list] = {}
+    for topic, partition, offset in parts:
+        by_topic.setdefault(topic, []).append(
+            make(pcls, partition=partition, fetch_offset=offset, partition_max_bytes=1 << 20)
+        )
+    return make(
+        cls,
+        replica_id=-1,
+        max_wait=datetime.timedelta(0),
+        min_bytes=0,
+        max_bytes=50 << 20,
+        isolation_level=0,
+        session_id=session_id,
+        session_epoch=epoch,
+        rack_id="",
+        topics=tuple(make(tcls, topic=t, partitions=tuple(ps)) for t, ps in by_topic.items()),
+        forgotten_topics_data=tuple(
+            make(fcls, topic=t, partitions=tuple(ps)) for t, ps in forgotten
+        ),
+    )
+
+
+def _answered(r) -> dict[tuple[str, int], object]:
+    return {(t.topic, p.partition_index): p for t in r.responses for p in t.partitions}
+
+
+def test_fetch_session_full_then_incremental(client: RawClient) -> None:
+    for part in range(3):
+        produce(client, "sess", [b"p%d" % part], partition=part)
+    r = client.call(session_fetch(0, 0, [("sess", 0, 0), ("sess", 1, 0), ("sess", 2, 0)]))
+    assert r.error_code.value == 0 and r.session_id > 0
+    sid = r.session_id
+    assert set(_answered(r)) == {("sess", 0), ("sess", 1), ("sess", 2)}
+    # incremental: the client moved its offsets forward; nothing changed -> empty answer
+    r = client.call(session_fetch(sid, 1, [("sess", 0, 1), ("sess", 1, 1), ("sess", 2, 1)]))
+    assert r.session_id == sid and _answered(r) == {}
+    # new data on partition 1 only: only partition 1 is in the answer (not named in the request)
+    produce(client, "sess", [b"more"], partition=1)
+    r = client.call(session_fetch(sid, 2, []))
+    answered = _answered(r)
+    assert set(answered) == {("sess", 1)}
+    recs = _core.iter_records(answered[("sess", 1)].records, 1)
+    assert [v for _o, _t, _k, v, _h in recs] == [b"more"]
+    # forget partition 1: new data there is no longer answered
+    produce(client, "sess", [b"again"], partition=1)
+    r = client.call(session_fetch(sid, 3, [], forgotten=[("sess", [1])]))
+    assert _answered(r) == {}
+    # wrong epoch, unknown session
+    assert client.call(session_fetch(sid, 9, [])).error_code.value == 71
+    assert client.call(session_fetch(123, 1, [])).error_code.value == 70
+    # close the session: a sessionless full fetch
+    r = client.call(session_fetch(sid, -1, [("sess", 0, 0)]))
+    assert r.session_id == 0 and set(_answered(r)) == {("sess", 0)}
+    assert client.call(session_fetch(sid, 4, [])).error_code.value == 70
+
+
+def test_kafka_python_consumer_with_sessions(broker) -> None:
+    """kafka-python opens incremental fetch sessions: every record of several partitions
+    arrives exactly once while more are produced."""
+    from kafka import KafkaConsumer
+    from kafka import TopicPartition as KTP
+
+    c = RawClient(broker.bootstrap)
+    for part in range(3):
+        produce(c, "kp-sess", [b"%d-first" % part], partition=part)
+    consumer = KafkaConsumer(
+        bootstrap_servers=broker.bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=100,
+    )
+    tps = [KTP("kp-sess", i) for i in range(3)]
+    consumer.assign(tps)
+    consumer.seek_to_beginning(*tps)
+    got: list[bytes] = []
+    deadline = time.monotonic() + 30
+    produced = 3
+    while time.monotonic() < deadline and len(got) < 33:
+        for records in consumer.poll(timeout_ms=200).values():
+            got += [m.value for m in records]
+        if produced < 33:
+            part = produced % 3
+            produce(c, "kp-sess", [b"%d-%d" % (part, produced)], partition=part)
+            produced += 1
+    consumer.close()
+    c.close()
+    assert len(got) == 33 and len(set(got)) == 33

@@ -12,9 +12,11 @@ Behavior:
 - An empty partition carries zero-length records, never null (librdkafka rejects -1).
 - OFFSET_OUT_OF_RANGE below the log start or above the log end; UNKNOWN_TOPIC_OR_PARTITION;
   FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH from current_leader_epoch (v9+).
-- Fetch sessions (v7+, KIP-227) are not kept: every answer carries session_id 0, so
-  clients send full fetches; an incremental fetch names an unknown session
-  (FETCH_SESSION_ID_NOT_FOUND).
+- Fetch sessions (v7+, KIP-227) for consumers: epoch 0 opens a session (full response, a
+  new session id), later epochs send only changed partitions and get only partitions with
+  records, errors or changed offsets; epoch -1 closes it (sessionless full fetch). An
+  unknown session is FETCH_SESSION_ID_NOT_FOUND, a wrong epoch INVALID_FETCH_SESSION_EPOCH.
+  At most 1000 sessions per broker, least recently used evicted first.
 - A fetch with replica_id >= 0 (a follower) on a single node is served like a consumer's.
   In cluster mode broker.replication checks it comes from a live registered broker at its
   registered address that is a replica (CVE-2018-1288: else TOPIC_AUTHORIZATION_FAILED /
@@ -26,6 +28,9 @@ Behavior:
 from __future__ import annotations
 
 import asyncio
+import collections
+import random
+from dataclasses import dataclass
 from typing import Any
 
 from broker.handlers import RequestContext
@@ -47,8 +52,11 @@ def _ms(value: Any) -> int:
     return int(value.total_seconds() * 1000) if hasattr(value, "total_seconds") else int(value)
 
 
-def _read(ctx: RequestContext, request: Any, isolation: int) -> tuple[list, int, list, bool]:
-    """One pass over the requested partitions: (topics, bytes, partitions, any error)."""
+def _read(
+    ctx: RequestContext, request: Any, isolation: int, wanted: Any = None
+) -> tuple[list, int, list, bool]:
+    """One pass over the requested partitions (or ``wanted``: (topic, partitions) pairs of a
+    fetch session): (topics, bytes, partitions, any error)."""
     from fastlog.errors import LogClosedError, OffsetOutOfRangeError
 
     rm = ctx.broker.replica_manager
@@ -60,10 +68,10 @@ def _read(ctx: RequestContext, request: Any, isolation: int) -> tuple[list, int,
     error = False
     touched = []
     topics = []
-    for t in request.topics:
+    for topic_name, requested in wanted if wanted is not None else _requested(request):
         parts = []
-        for rp in t.partitions:
-            p = rm.get_partition(t.topic, rp.partition)
+        for rp in requested:
+            p = rm.get_partition(topic_name, rp.partition)
             if p is None:
                 parts.append(FetchPartition(rp.partition, UNKNOWN_TOPIC_OR_PARTITION, records=b""))
                 error = True
@@ -126,29 +134,182 @@ def _read(ctx: RequestContext, request: Any, isolation: int) -> tuple[list, int,
                 out.records = fetched
                 total += fetched.length
                 if metrics is not None:
-                    metrics.record_fetch(t.topic, rp.partition, fetched.length)
-        topics.append((t.topic, parts))
+                    metrics.record_fetch(topic_name, rp.partition, fetched.length)
+        topics.append((topic_name, parts))
     return topics, total, touched, error
+
+
+def _requested(request: Any) -> list[tuple[str, Any]]:
+    return [(t.topic, t.partitions) for t in request.topics]
 
 
 async def handle(ctx: RequestContext, request: Any) -> Any:
     version = ctx.api_version
     isolation = int(getattr(request, "isolation_level", 0))
     session_id = int(getattr(request, "session_id", 0))
-    session_epoch = int(getattr(request, "session_epoch", -1))
-    if version >= 7 and session_id != 0 and session_epoch != -1:
+    session_epoch = int(getattr(request, "session_epoch", FINAL_EPOCH))
+    session: FetchSession | None = None
+    if version >= 7 and int(getattr(request, "replica_id", -1)) < 0:
+        cache = session_cache(ctx.broker)
+        if session_epoch == FINAL_EPOCH:
+            if session_id:
+                cache.remove(session_id)
+        elif session_epoch == INITIAL_EPOCH:
+            if session_id:
+                cache.remove(session_id)
+            session = cache.create(_requested(request))
+        else:
+            session = cache.get(session_id)
+            code = 0
+            if session is None:
+                code = FETCH_SESSION_ID_NOT_FOUND
+            elif session.epoch != session_epoch:
+                code = INVALID_FETCH_SESSION_EPOCH
+            if code:
+                return encode_fetch_response(version, ctx.correlation_id, [], error=code)
+            session.update(_requested(request), getattr(request, "forgotten_topics_data", ()))
+    elif session_id or session_epoch not in (FINAL_EPOCH, INITIAL_EPOCH):
         return encode_fetch_response(
             version, ctx.correlation_id, [], error=FETCH_SESSION_ID_NOT_FOUND
         )
+    wanted = session.wanted() if session is not None else None
     loop = asyncio.get_running_loop()
     max_wait = max(_ms(request.max_wait), 0) / 1000
     deadline = loop.time() + max_wait
     min_bytes = int(request.min_bytes)
     rm = ctx.broker.replica_manager
     while True:
-        topics, total, touched, error = _read(ctx, request, isolation)
+        topics, total, touched, error = _read(ctx, request, isolation, wanted)
         remaining = deadline - loop.time()
         if error or total >= min_bytes or remaining <= 0 or not touched:
             break
         await rm.wait_for_append(touched, remaining)
-    return encode_fetch_response(version, ctx.correlation_id, topics, session_id=0)
+    if session is None:
+        return encode_fetch_response(version, ctx.correlation_id, topics, session_id=0)
+    # A full fetch (epoch 0) answers every partition; an incremental one only those with
+    # records, an error, or a changed high watermark / last stable / log start offset.
+    topics = session.respond(topics, full=session_epoch == INITIAL_EPOCH)
+    session.epoch = _next_epoch(session_epoch)  # what the next request must carry
+    return encode_fetch_response(version, ctx.correlation_id, topics, session_id=session.id)
+
+
+# -- fetch sessions (KIP-227) ---------------------------------------------------------------
+
+INITIAL_EPOCH = 0
+FINAL_EPOCH = -1
+INVALID_FETCH_SESSION_EPOCH = 71
+MAX_SESSIONS = 1000  # Kafka's max.incremental.fetch.session.cache.slots
+
+
+def _next_epoch(epoch: int) -> int:
+    return 1 if epoch >= 2**31 - 1 else epoch + 1
+
+
+@dataclass(slots=True)
+class CachedPartition:
+    """What a session remembers of one partition: the client's last request, and the
+    offsets last sent (to tell whether an incremental response must include it)."""
+
+    partition: int
+    fetch_offset: int
+    partition_max_bytes: int
+    current_leader_epoch: int = -1
+    high_watermark: int = -2
+    last_stable_offset: int = -2
+    log_start_offset: int = -2
+
+
+class FetchSession:
+    def __init__(self, session_id: int) -> None:
+        self.id = session_id
+        self.epoch = 1  # the epoch the client's next (incremental) request must carry
+        self.partitions: dict[tuple[str, int], CachedPartition] = {}
+
+    def update(self, requested: Any, forgotten: Any = ()) -> None:
+        for topic, parts in requested:
+            for rp in parts:
+                key = (topic, rp.partition)
+                cached = self.partitions.get(key)
+                if cached is None:
+                    self.partitions[key] = CachedPartition(
+                        rp.partition,
+                        rp.fetch_offset,
+                        rp.partition_max_bytes,
+                        getattr(rp, "current_leader_epoch", -1),
+                    )
+                else:
+                    cached.fetch_offset = rp.fetch_offset
+                    cached.partition_max_bytes = rp.partition_max_bytes
+                    cached.current_leader_epoch = getattr(rp, "current_leader_epoch", -1)
+        for f in forgotten or ():
+            for index in f.partitions:
+                self.partitions.pop((f.topic, index), None)
+
+    def wanted(self) -> list[tuple[str, list[CachedPartition]]]:
+        by_topic: dict[str, list[CachedPartition]] = {}
+        for (topic, _), cached in self.partitions.items():
+            by_topic.setdefault(topic, []).append(cached)
+        return list(by_topic.items())
+
+    def respond(self, topics: list, full: bool) -> list:
+        out = []
+        for topic, parts in topics:
+            kept = []
+            for fp in parts:
+                cached = self.partitions.get((topic, fp.index))
+                changed = cached is None or (
+                    fp.high_watermark,
+                    fp.last_stable_offset,
+                    fp.log_start_offset,
+                ) != (cached.high_watermark, cached.last_stable_offset, cached.log_start_offset)
+                if cached is not None:
+                    cached.high_watermark = fp.high_watermark
+                    cached.last_stable_offset = fp.last_stable_offset
+                    cached.log_start_offset = fp.log_start_offset
+                records = fp.records
+                has_records = records is not None and (
+                    len(records) > 0
+                    if isinstance(records, bytes | bytearray)
+                    else records.length > 0
+                )
+                if full or changed or fp.error_code or has_records:
+                    kept.append(fp)
+            if kept:
+                out.append((topic, kept))
+        return out
+
+
+class FetchSessionCache:
+    """Sessions by id, least recently used first; the oldest is evicted when full."""
+
+    def __init__(self, max_sessions: int = MAX_SESSIONS) -> None:
+        self.max_sessions = max_sessions
+        self.sessions: collections.OrderedDict[int, FetchSession] = collections.OrderedDict()
+
+    def create(self, requested: Any) -> FetchSession:
+        while len(self.sessions) >= self.max_sessions:
+            self.sessions.popitem(last=False)
+        session_id = 0
+        while session_id == 0 or session_id in self.sessions:
+            session_id = random.randint(1, 2**31 - 1)
+        session = FetchSession(session_id)
+        session.update(requested)
+        self.sessions[session_id] = session
+        return session
+
+    def get(self, session_id: int) -> FetchSession | None:
+        session = self.sessions.get(session_id)
+        if session is not None:
+            self.sessions.move_to_end(session_id)
+        return session
+
+    def remove(self, session_id: int) -> None:
+        self.sessions.pop(session_id, None)
+
+
+def session_cache(broker: Any) -> FetchSessionCache:
+    cache = getattr(broker, "fetch_sessions", None)
+    if cache is None:
+        cache = FetchSessionCache()
+        broker.fetch_sessions = cache
+    return cache
