@@ -122,6 +122,12 @@ class Partition:
 
     # -- offsets -------------------------------------------------------------------------
     @property
+    def is_leader(self) -> bool:
+        """This broker leads the partition (always on a single node)."""
+        r = self.replication
+        return r is None or (r.is_leader and not r.fenced)
+
+    @property
     def high_watermark(self) -> int:
         r = self.replication
         return self.log.end_offset if r is None else r.high_watermark

@@ -23,6 +23,7 @@ MIN_VERSION = 1
 MAX_VERSION = 7
 
 UNKNOWN_TOPIC_OR_PARTITION = 3
+NOT_LEADER_OR_FOLLOWER = 6
 INVALID_REQUEST = 42
 FENCED_LEADER_EPOCH = 74
 UNKNOWN_LEADER_EPOCH = 75
@@ -97,6 +98,8 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
                 err = INVALID_REQUEST
             elif p is None:
                 err = UNKNOWN_TOPIC_OR_PARTITION
+            elif not p.is_leader:  # cluster mode: offsets come from the leader
+                err = NOT_LEADER_OR_FOLLOWER
             else:
                 current = getattr(rp, "current_leader_epoch", -1)
                 if current >= 0 and current != p.leader_epoch:
