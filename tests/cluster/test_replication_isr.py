@@ -1,0 +1,200 @@
+"""ISR maintenance, min.insync.replicas, high watermark visibility and the replica Fetch
+checks (CVE-2018-1288) on three real brokers and a real ZooKeeper."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from test_broker_network import RawClient
+from test_broker_produce import batch, partition_response, produce_request
+
+from broker.protocol import make, nested
+from cluster.conftest import Cluster, ZooKeeperServer, dump_logs, wait_until
+
+LAG_MS = 2000  # replica.lag.time.max.ms, well below the 6 s ZooKeeper session
+
+
+@pytest.fixture
+def fast_lag_cluster(
+    zookeeper: ZooKeeperServer, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Cluster]:
+    c = Cluster(zookeeper, tmp_path, overrides={"replica.lag.time.max.ms": str(LAG_MS)})
+    try:
+        c.start()
+    except BaseException:
+        dump_logs(c)
+        c.stop()
+        raise
+    yield c
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        dump_logs(c)
+    c.stop()
+
+
+def create(c: Cluster, topic: str, **config: str) -> None:
+    admin = AdminClient({"bootstrap.servers": c.bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 3, config=config)])[topic].result(15)
+    wait_until(lambda: len(c.state(topic, 0)["isr"]) == 3, 20, f"{topic}-0 ISR of 3")
+
+
+def produce(c: Cluster, topic: str, n: int, timeout_ms: int = 20000) -> list:
+    p = Producer(
+        {
+            "bootstrap.servers": c.bootstrap,
+            "acks": "all",
+            "message.timeout.ms": timeout_ms,
+            "retries": 1000000,
+        }
+    )
+    results: list = []
+    for i in range(n):
+        p.produce(
+            topic,
+            f"m{i}".encode(),
+            partition=0,
+            on_delivery=lambda e, m: results.append(e if e else m.offset()),
+        )
+    p.flush(timeout_ms / 1000 + 10)
+    return results
+
+
+def test_isr_shrinks_after_lag_time_and_expands_when_caught_up(fast_lag_cluster: Cluster) -> None:
+    c = fast_lag_cluster
+    create(c, "lag", **{"min.insync.replicas": "2"})
+    leader = c.leader("lag", 0)
+    follower = next(n for n in c.brokers if n != leader)
+    assert produce(c, "lag", 10) == list(range(10))
+    os.kill(c.brokers[follower].proc.pid, signal.SIGSTOP)
+    try:
+        # acks=all keeps working: the leader drops the silent follower from the ISR after
+        # replica.lag.time.max.ms (its ZooKeeper session is still alive)
+        assert produce(c, "lag", 10) == list(range(10, 20))
+        state = c.state("lag", 0)
+        assert follower not in state["isr"] and len(state["isr"]) == 2, state
+        assert c.live() == set(c.brokers)
+    finally:
+        os.kill(c.brokers[follower].proc.pid, signal.SIGCONT)
+    wait_until(lambda: follower in c.state("lag", 0)["isr"], 20, "the follower back in ISR")
+    assert "shrinking ISR" in c.output(leader) and "expanding ISR" in c.output(leader)
+
+
+def test_min_insync_replicas_refuses_acks_all(cluster: Cluster) -> None:
+    create(cluster, "minisr", **{"min.insync.replicas": "2"})
+    leader = cluster.leader("minisr", 0)
+    others = [n for n in cluster.brokers if n != leader]
+    for n in others:
+        cluster.brokers[n].kill()
+    wait_until(lambda: cluster.state("minisr", 0)["isr"] == [leader], 40, "ISR of the leader")
+    # librdkafka retries NOT_ENOUGH_REPLICAS until its timeout: look at the broker's answer
+    client = RawClient(cluster.brokers[leader].bootstrap)
+    try:
+        r = client.call(produce_request(9, "minisr", 0, batch([b"x"]), acks=-1))
+        assert partition_response(r).error_code.value == 19  # NOT_ENOUGH_REPLICAS
+        r = client.call(produce_request(9, "minisr", 0, batch([b"y"]), acks=1))
+        assert partition_response(r).error_code.value == 0  # acks=1 still goes through
+    finally:
+        client.close()
+
+
+def fetch_request(topic: str, replica_id: int, offset: int = 0):
+    from kio.index import load_request_schema
+
+    cls = load_request_schema(1, 12)
+    tcls, pcls = nested(cls, "FetchTopic"), nested(cls, "FetchPartition")
+    return make(
+        cls,
+        cluster_id=None,
+        replica_id=replica_id,
+        max_wait=datetime.timedelta(milliseconds=0),
+        min_bytes=0,
+        max_bytes=1 << 20,
+        isolation_level=0,
+        session_id=0,
+        session_epoch=-1,
+        topics=(
+            make(
+                tcls,
+                topic=topic,
+                partitions=(
+                    make(
+                        pcls,
+                        partition=0,
+                        current_leader_epoch=-1,
+                        fetch_offset=offset,
+                        last_fetched_epoch=-1,
+                        log_start_offset=-1,
+                        partition_max_bytes=1 << 20,
+                    ),
+                ),
+            ),
+        ),
+        forgotten_topics_data=(),
+        rack_id="",
+    )
+
+
+def fetch_code(c: Cluster, node: int, topic: str, replica_id: int) -> int:
+    client = RawClient(c.brokers[node].bootstrap)
+    try:
+        r = client.call(fetch_request(topic, replica_id))
+        return int(r.responses[0].partitions[0].error_code.value)
+    finally:
+        client.close()
+
+
+def test_replica_fetch_checks(cluster: Cluster) -> None:
+    create(cluster, "guard")
+    assert produce(cluster, "guard", 3) == [0, 1, 2]
+    leader = cluster.leader("guard", 0)
+    follower = next(n for n in cluster.brokers if n != leader)
+    # not a registered broker: refused, and nothing about the partition changes
+    assert fetch_code(cluster, leader, "guard", 77) == 29  # TOPIC_AUTHORIZATION_FAILED
+    # the leader itself is no follower of its own partition
+    assert fetch_code(cluster, leader, "guard", leader) == 6  # NOT_LEADER_OR_FOLLOWER
+    # consumers and replicas get NOT_LEADER_OR_FOLLOWER from a follower
+    assert fetch_code(cluster, follower, "guard", -1) == 6
+    assert fetch_code(cluster, follower, "guard", leader) == 6
+    # a consumer on the leader reads what the ISR holds
+    assert fetch_code(cluster, leader, "guard", -1) == 0
+
+
+def list_offsets_code(c: Cluster, node: int, topic: str) -> tuple[int, int]:
+    from kio.index import load_request_schema
+
+    cls = load_request_schema(2, 7)
+    tcls, pcls = nested(cls, "ListOffsetsTopic"), nested(cls, "ListOffsetsPartition")
+    req = make(
+        cls,
+        replica_id=-1,
+        isolation_level=0,
+        topics=(
+            make(
+                tcls,
+                name=topic,
+                partitions=(make(pcls, partition_index=0, current_leader_epoch=-1, timestamp=-1),),
+            ),
+        ),
+    )
+    client = RawClient(c.brokers[node].bootstrap)
+    try:
+        (p,) = client.call(req).topics[0].partitions
+        return int(p.error_code.value), int(p.offset)
+    finally:
+        client.close()
+
+
+def test_offsets_and_deletes_come_from_the_leader(cluster: Cluster) -> None:
+    create(cluster, "offs")
+    assert produce(cluster, "offs", 4) == [0, 1, 2, 3]
+    leader = cluster.leader("offs", 0)
+    follower = next(n for n in cluster.brokers if n != leader)
+    assert list_offsets_code(cluster, leader, "offs") == (0, 4)
+    assert list_offsets_code(cluster, follower, "offs")[0] == 6  # NOT_LEADER_OR_FOLLOWER
