@@ -42,8 +42,8 @@ class Rec:
         return (self.key, self.value, self.headers)
 
 
-class AdminError(Exception):
-    """A Kafka error code returned by an admin API, whatever client reported it."""
+class BrokerError(Exception):
+    """A Kafka error code the broker answered (admin API or produce), whatever client got it."""
 
     def __init__(self, code: int, message: str = "") -> None:
         super().__init__(f"Kafka error {code}: {message}")
@@ -51,6 +51,15 @@ class AdminError(Exception):
 
 
 TOPIC_ALREADY_EXISTS = 36
+MESSAGE_TOO_LARGE = 10
+CORRUPT_MESSAGE = 2
+INVALID_TOPIC_EXCEPTION = 17
+# librdkafka's text for broker error codes, as kcat prints them after "Broker: "
+_LIBRDKAFKA_BROKER_ERRORS = {
+    "Message size too large": MESSAGE_TOO_LARGE,
+    "Corrupt message": CORRUPT_MESSAGE,
+    "Topic exception": INVALID_TOPIC_EXCEPTION,
+}
 UNKNOWN_TOPIC_OR_PARTITION = 3
 
 
@@ -145,6 +154,9 @@ def standard_records(ts0: int, partition: int = 0, null_headers: bool = False) -
 
 def _check_delivered(offsets: list[int | None], errors: list) -> list[int]:
     if errors:
+        codes = {err.code() for _, err in errors}
+        if len(codes) == 1 and min(codes) > 0:  # a broker error code, not a local one
+            raise BrokerError(codes.pop(), f"delivery failed: {errors[:5]}")
         raise AssertionError(f"delivery failed: {errors[:5]}")
     missing = [i for i, o in enumerate(offsets) if o is None]
     if missing:
@@ -265,7 +277,7 @@ class ConfluentDriver(Driver):
             return future.result(timeout=TIMEOUT)
         except KafkaException as e:
             err = e.args[0]
-            raise AdminError(err.code(), err.str()) from e
+            raise BrokerError(err.code(), err.str()) from e
 
     def create_topic(self, bootstrap, topic, partitions, configs=None):
         from confluent_kafka.admin import NewTopic
@@ -428,7 +440,14 @@ class KcatDriver(Driver):
             for name, value in group[0].headers:
                 assert value is not None
                 args += ["-H", f"{name}={value.decode()}"]
-            self.run(args, stdin=b"\n".join(lines) + b"\n")
+            try:
+                self.run(args, stdin=b"\n".join(lines) + b"\n")
+            except AssertionError as e:
+                # "% Delivery failed for message: Broker: Message size too large"
+                for text, code in _LIBRDKAFKA_BROKER_ERRORS.items():
+                    if f"Broker: {text}" in str(e):
+                        raise BrokerError(code, str(e)) from e
+                raise
         return None
 
     def consume(self, bootstrap, topic, partition, offset, count, timeout=TIMEOUT):
@@ -523,6 +542,7 @@ class KafkaPythonDriver(Driver):
 
     def produce(self, bootstrap, topic, records, *, compression="none", idempotent=False, acks=-1):
         from kafka import KafkaProducer
+        from kafka.errors import KafkaError
 
         p = KafkaProducer(
             **self._base(bootstrap),
@@ -546,7 +566,12 @@ class KafkaPythonDriver(Driver):
                 for r in records
             ]
             p.flush(timeout=TIMEOUT)
-            return [f.get(timeout=TIMEOUT).offset for f in futures]
+            try:
+                return [f.get(timeout=TIMEOUT).offset for f in futures]
+            except KafkaError as e:
+                if getattr(e, "errno", None) is None:
+                    raise
+                raise BrokerError(e.errno, str(e)) from e
         finally:
             p.close(timeout=5)
 
@@ -590,7 +615,7 @@ class KafkaPythonDriver(Driver):
         except KafkaError as e:
             if getattr(e, "errno", None) is None:
                 raise
-            raise AdminError(e.errno, str(e)) from e
+            raise BrokerError(e.errno, str(e)) from e
 
     def create_topic(self, bootstrap, topic, partitions, configs=None):
         a = self._admin(bootstrap)
@@ -676,6 +701,7 @@ class AiokafkaDriver(Driver):
 
     def produce(self, bootstrap, topic, records, *, compression="none", idempotent=False, acks=-1):
         from aiokafka import AIOKafkaProducer
+        from aiokafka.errors import KafkaError
 
         async def go():
             p = AIOKafkaProducer(
@@ -698,7 +724,12 @@ class AiokafkaDriver(Driver):
                     )
                     for r in records
                 ]
-                return [(await f).offset for f in futures]
+                try:
+                    return [(await f).offset for f in futures]
+                except KafkaError as e:
+                    if getattr(e, "errno", None) is None:
+                        raise
+                    raise BrokerError(e.errno, str(e)) from e
             finally:
                 await p.stop()
 
@@ -759,7 +790,7 @@ class AiokafkaDriver(Driver):
         ):
             code = entry[1]
             if code != 0:
-                raise AdminError(code, str(entry))
+                raise BrokerError(code, str(entry))
 
     def create_topic(self, bootstrap, topic, partitions, configs=None):
         from aiokafka.admin import NewTopic
@@ -840,7 +871,7 @@ class KafkajsDriver(Driver):
             stderr = proc.stderr.decode(errors="replace")
             code = _kafkajs_error_code(stderr)
             if code is not None:
-                raise AdminError(code, stderr[-2000:])
+                raise BrokerError(code, stderr[-2000:])
             raise AssertionError(f"kafkajs {op} exited {proc.returncode}: {stderr[-3000:]}")
         return json.loads(proc.stdout)
 
@@ -920,7 +951,7 @@ class KafkajsDriver(Driver):
         )
         if not reply["created"]:
             # kafkajs swallows TOPIC_ALREADY_EXISTS and answers false.
-            raise AdminError(TOPIC_ALREADY_EXISTS, "kafkajs createTopics returned false")
+            raise BrokerError(TOPIC_ALREADY_EXISTS, "kafkajs createTopics returned false")
 
     def delete_topic(self, bootstrap, topic):
         self.call("delete-topics", {"brokers": [bootstrap], "topics": [topic]})
@@ -946,6 +977,9 @@ class KafkajsDriver(Driver):
 _KAFKAJS_TYPES = {
     "TOPIC_ALREADY_EXISTS": TOPIC_ALREADY_EXISTS,
     "UNKNOWN_TOPIC_OR_PARTITION": UNKNOWN_TOPIC_OR_PARTITION,
+    "MESSAGE_TOO_LARGE": MESSAGE_TOO_LARGE,
+    "CORRUPT_MESSAGE": CORRUPT_MESSAGE,
+    "INVALID_TOPIC_EXCEPTION": INVALID_TOPIC_EXCEPTION,
 }
 
 

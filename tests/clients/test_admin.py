@@ -9,7 +9,7 @@ from .drivers import (
     DRIVERS,
     TOPIC_ALREADY_EXISTS,
     UNKNOWN_TOPIC_OR_PARTITION,
-    AdminError,
+    BrokerError,
     Rec,
 )
 from .helpers import by_client, now_ms, unique_topic
@@ -39,7 +39,7 @@ def test_create_and_delete_topic(broker, client):
     assert client.watermarks(bs, topic, 1) == (0, 1)
     assert client.watermarks(bs, topic, 0) == (0, 0)
 
-    with pytest.raises(AdminError) as exc:
+    with pytest.raises(BrokerError) as exc:
         client.create_topic(bs, topic, 3)
     assert exc.value.code == TOPIC_ALREADY_EXISTS
     assert REFERENCE.topics(bs)[topic] == 2
@@ -50,7 +50,7 @@ def test_create_and_delete_topic(broker, client):
     with pytest.raises(AssertionError):
         partition_dir(broker.data_dir, topic, 0)
 
-    with pytest.raises(AdminError) as exc:
+    with pytest.raises(BrokerError) as exc:
         client.delete_topic(bs, topic)
     assert exc.value.code == UNKNOWN_TOPIC_OR_PARTITION
 

@@ -315,8 +315,8 @@ main().then(
   () => process.exit(0),
   (err) => {
     process.stderr.write(`kafkajs ${process.argv[2]} failed: ${err.name}: ${err.message}\n`)
-    // Retries exhausted wrap the broker's error: report the protocol error underneath.
-    const root = err.cause || err
+    // Retries exhausted (cause) and per-topic admin failures (errors) wrap the protocol error.
+    const root = err.cause || (Array.isArray(err.errors) && err.errors[0]) || err
     if (root.type) process.stderr.write(`  type=${root.type} code=${root.code}\n`)
     process.exit(1)
   }
