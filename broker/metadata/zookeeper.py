@@ -846,6 +846,7 @@ class ZooKeeperMetadataStore(MetadataStore):
         results = tx.commit()
         if any(isinstance(r, Exception) for r in results):
             raise InvalidPartitionsError(f"topic {name!r} changed concurrently; retry")
+        self._enqueue(("topic", name))  # watches on the new state znodes
         new = TopicInfo(
             name,
             info.topic_id,
