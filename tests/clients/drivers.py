@@ -451,6 +451,7 @@ class KcatDriver(Driver):
         return None
 
     def consume(self, bootstrap, topic, partition, offset, count, timeout=TIMEOUT):
+        """offset may also be any kcat -o form: "s@<ts>", "e@<ts>", -N (N from the end)."""
         proc = self.run(
             [
                 "-C",

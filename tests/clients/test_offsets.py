@@ -63,6 +63,9 @@ def test_kcat_offsets_by_time(broker):
     assert kcat.offset_for_time(bs, topic, 0, ts[2]) == 2
     assert kcat.offset_for_time(bs, topic, 0, ts[2] + 1) is None
     assert kcat.watermarks(bs, topic, 0) == (0, 3)
+    # The consumer's own time and tail offsets: -o s@<ts> (by time) and -o -1 (last record).
+    assert [r.offset for r in kcat.consume(bs, topic, 0, f"s@{ts[1]}", 10)] == [1, 2]
+    assert [(r.offset, r.value) for r in kcat.consume(bs, topic, 0, -1, 10)] == [(2, b"v2")]
 
 
 def test_empty_partition_offsets(broker):
