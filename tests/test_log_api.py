@@ -317,3 +317,13 @@ def test_segment_files_decode_with_kafka_python(tmp_path: Path):
             batch.validate_crc()
             got += [(r.offset, r.timestamp, r.key, r.value) for r in batch]
     assert got == expected
+
+
+def test_append_batch_takes_any_iterable(tmp_path: Path):
+    with Log(tmp_path) as log:
+        assert log.append_batch(v for v in [b"a", b"b"]) == 0
+        with pytest.raises(fastlog.InvalidRecordError, match="expected bytes.*got str"):
+            log.append_batch(v for v in [b"ok", "text"])
+        with pytest.raises(fastlog.InvalidRecordError, match="not int"):
+            log.append_batch(5)  # type: ignore[arg-type]
+        assert [r.value for r in log.read()] == [b"a", b"b"]

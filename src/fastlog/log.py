@@ -355,12 +355,18 @@ class Log:
         (key, value[, headers[, timestamp]]).
         """
         now = now_ms()
-        core_records = to_core_records(records, now)
+        if not isinstance(records, (list, tuple)):
+            if isinstance(records, (bytes, bytearray, memoryview, str)):
+                raise InvalidRecordError("append_batch takes a sequence of records, not one value")
+            try:
+                records = list(records)
+            except TypeError:
+                raise InvalidRecordError(
+                    f"append_batch takes a sequence of records, not {type(records).__name__}"
+                ) from None
         try:
-            return self._append_records(core_records, now)
+            return self._append_records(to_core_records(records, now), now)
         except InvalidRecordError:
-            if not isinstance(records, (list, tuple)):
-                raise
             # the fast path let the core check types: redo it item by item for a clear error
             return self._append_records(to_core_records(records, now, validate=True), now)
 
