@@ -281,3 +281,14 @@ def test_compressed_client_batches_read_back(tmp_path: Path, codec: str):
         assert all(r.headers == [("h", b"1")] and r.key == b"k" for r in got)
         assert [r.offset for r in log.read(66, max_records=3)] == [66, 67, 68]
         assert log.offset_for_timestamp(NOW + 3) == 3
+
+
+def test_read_slice_high_watermark_inside_a_batch(tmp_path: Path):
+    """Contract (docs/internals.md): batches whose base offset is >= max_offset are left out;
+    a batch that starts below it is whole in the slice."""
+    with Log(tmp_path) as log:
+        _fill(log, batches=5)  # batches 0-3, 4-7, 8-11, 12-15, 16-19
+        s = log.read_slice(0, 10**6, max_offset=10)
+        assert [i.base_offset for i in _core.scan_batches(s.read())] == [0, 4, 8]
+        s = log.read_slice(9, 10**6, max_offset=10)
+        assert [i.base_offset for i in _core.scan_batches(s.read())] == [8]
