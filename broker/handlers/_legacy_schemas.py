@@ -226,3 +226,8 @@ RESPONSE_NAMESPACES: dict[tuple[int, int], dict[str, type]] = {
 from broker.coordinator.legacy import GROUP_LEGACY  # noqa: E402
 
 LEGACY.update(GROUP_LEGACY)
+
+# OffsetForLeaderEpoch v0-1, owned by replication: broker/replication/legacy.py.
+from broker.replication.legacy import EPOCH_LEGACY  # noqa: E402
+
+LEGACY.update(EPOCH_LEGACY)

@@ -1,4 +1,4 @@
-"""OffsetForLeaderEpoch (key 23), versions 2-4 (kio's schemas; v0-1 are pre-2.1 clients).
+"""OffsetForLeaderEpoch (key 23), versions 0-4 (v0-1 from broker/replication/legacy.py).
 
 Behavior (KIP-101, KIP-279, KIP-320):
 - Per partition: the largest leader epoch <= the requested one that this partition's
@@ -20,7 +20,7 @@ from broker.handlers import RequestContext
 from broker.protocol import error_code, make, nested, response_schema
 
 API_KEY = 23
-MIN_VERSION = 2
+MIN_VERSION = 0
 MAX_VERSION = 4
 
 UNKNOWN_TOPIC_OR_PARTITION = 3
@@ -50,8 +50,13 @@ def _answer(ctx: RequestContext, topic: str, rp: Any) -> tuple[int, int, int]:
 
 async def handle(ctx: RequestContext, request: Any) -> Any:
     cls = response_schema(API_KEY, ctx.api_version)
-    tcls = nested(cls, "OffsetForLeaderTopicResult")
-    pcls = nested(cls, "EpochEndOffset")
+    if ctx.api_version < 2:
+        from broker.replication.legacy import EPOCH_LEGACY_NESTED
+
+        tcls, pcls = EPOCH_LEGACY_NESTED[ctx.api_version]
+    else:
+        tcls = nested(cls, "OffsetForLeaderTopicResult")
+        pcls = nested(cls, "EpochEndOffset")
     topics = []
     for t in request.topics:
         parts = []
