@@ -94,8 +94,11 @@ class Driver:
         offset: int,
         count: int,
         timeout: float = TIMEOUT,
+        max_bytes: int | None = None,
     ) -> list[Rec]:
-        """Up to count records of one partition from offset (fewer if the log ends first)."""
+        """Up to count records of one partition from offset (fewer if the log ends first).
+
+        max_bytes sets the client's fetch size limits (whole response and per partition)."""
         raise NotImplementedError
 
     def create_topic(
@@ -222,7 +225,7 @@ class ConfluentDriver(Driver):
         assert left == 0, f"{left} records not delivered within {TIMEOUT}s"
         return _check_delivered(offsets, errors)
 
-    def consume(self, bootstrap, topic, partition, offset, count, timeout=TIMEOUT):
+    def consume(self, bootstrap, topic, partition, offset, count, timeout=TIMEOUT, max_bytes=None):
         from confluent_kafka import Consumer, KafkaError, TopicPartition
 
         # librdkafka's Python binding insists on a group.id even for assign() without commits.
@@ -235,6 +238,7 @@ class ConfluentDriver(Driver):
                 "auto.offset.reset": "error",
                 "fetch.wait.max.ms": 100,
             }
+            | self._fetch_limits(max_bytes)
         )
         out: list[Rec] = []
         try:
@@ -261,6 +265,17 @@ class ConfluentDriver(Driver):
         finally:
             c.close()
         return out
+
+    @staticmethod
+    def _fetch_limits(max_bytes: int | None) -> dict:
+        # librdkafka wants fetch.max.bytes >= message.max.bytes (its smallest allowed is 1000).
+        if max_bytes is None:
+            return {}
+        return {
+            "fetch.max.bytes": max_bytes,
+            "max.partition.fetch.bytes": max_bytes,
+            "message.max.bytes": min(max_bytes, 1000),
+        }
 
     def _admin(self, bootstrap):
         from confluent_kafka.admin import AdminClient
@@ -450,7 +465,7 @@ class KcatDriver(Driver):
                 raise
         return None
 
-    def consume(self, bootstrap, topic, partition, offset, count, timeout=TIMEOUT):
+    def consume(self, bootstrap, topic, partition, offset, count, timeout=TIMEOUT, max_bytes=None):
         """offset may also be any kcat -o form: "s@<ts>", "e@<ts>", -N (N from the end)."""
         proc = self.run(
             [
@@ -470,6 +485,11 @@ class KcatDriver(Driver):
                 "-q",
                 "-X",
                 "fetch.wait.max.ms=100",
+                *(
+                    a
+                    for k, v in ConfluentDriver._fetch_limits(max_bytes).items()
+                    for a in ("-X", f"{k}={v}")
+                ),
             ],
             timeout=timeout,
         )
@@ -576,15 +596,21 @@ class KafkaPythonDriver(Driver):
         finally:
             p.close(timeout=5)
 
-    def consume(self, bootstrap, topic, partition, offset, count, timeout=TIMEOUT):
+    def consume(self, bootstrap, topic, partition, offset, count, timeout=TIMEOUT, max_bytes=None):
         from kafka import KafkaConsumer, TopicPartition
 
+        limits = (
+            {}
+            if max_bytes is None
+            else {"fetch_max_bytes": max_bytes, "max_partition_fetch_bytes": max_bytes}
+        )
         c = KafkaConsumer(
             **self._base(bootstrap),
             group_id=None,
             enable_auto_commit=False,
             fetch_max_wait_ms=100,
             auto_offset_reset="none",
+            **limits,
         )
         tp = TopicPartition(topic, partition)
         out: list[Rec] = []
@@ -736,16 +762,22 @@ class AiokafkaDriver(Driver):
 
         return _run(go())
 
-    def consume(self, bootstrap, topic, partition, offset, count, timeout=TIMEOUT):
+    def consume(self, bootstrap, topic, partition, offset, count, timeout=TIMEOUT, max_bytes=None):
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
         async def go():
+            limits = (
+                {}
+                if max_bytes is None
+                else {"fetch_max_bytes": max_bytes, "max_partition_fetch_bytes": max_bytes}
+            )
             c = AIOKafkaConsumer(
                 **self._base(bootstrap),
                 group_id=None,
                 enable_auto_commit=False,
                 fetch_max_wait_ms=100,
                 auto_offset_reset="none",
+                **limits,
             )
             await c.start()
             tp = TopicPartition(topic, partition)
@@ -917,7 +949,7 @@ class KafkajsDriver(Driver):
             offsets += [meta["baseOffset"] + i for i in range(len(batch))]
         return offsets
 
-    def consume(self, bootstrap, topic, partition, offset, count, timeout=TIMEOUT):
+    def consume(self, bootstrap, topic, partition, offset, count, timeout=TIMEOUT, max_bytes=None):
         reply = self.call(
             "consume",
             {
@@ -927,6 +959,7 @@ class KafkajsDriver(Driver):
                 "offset": offset,
                 "count": count,
                 "timeoutMs": int(timeout * 1000),
+                "maxBytes": max_bytes,
             },
             timeout=timeout + 10,
         )

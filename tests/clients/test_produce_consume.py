@@ -4,6 +4,8 @@ timestamps and offsets, checked against what the client sent and against the seg
 from __future__ import annotations
 
 import base64
+import random
+import string
 
 import pytest
 
@@ -169,3 +171,18 @@ def test_roundtrip_older_protocol_versions(broker, client, codec):
     assert client.watermarks(broker.bootstrap, topic, 0) == (0, len(sent))
     assert client.offset_for_time(broker.bootstrap, topic, 0, sent[3].timestamp) == 3
     assert {b.codec for b in read_batches(broker.data_dir, topic, 0)} == {codec}
+
+
+@by_client()
+def test_batch_larger_than_fetch_limits(broker, client):
+    """KIP-74: a batch larger than the consumer's fetch.max.bytes and per-partition limit still
+    comes back whole when it is the first of the fetch, so no consumer gets stuck behind it."""
+    topic = unique_topic(f"fetchmax-{client.name}")
+    rng = random.Random(74)
+    big = "".join(rng.choices(string.ascii_letters, k=300_000)).encode()
+    sent = [Rec(b"a", b"small-1"), Rec(b"b", big), Rec(b"c", b"small-2")]
+    for r in sent:  # three produce calls: three batches
+        client.produce(broker.bootstrap, topic, [r])
+    got = client.consume(broker.bootstrap, topic, 0, 0, 10, max_bytes=1024)
+    assert_same_records(got, sent)
+    assert len(read_batches(broker.data_dir, topic, 0)) == 3

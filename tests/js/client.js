@@ -308,7 +308,9 @@ async function main() {
   for await (const chunk of process.stdin) chunks.push(chunk)
   const req = JSON.parse(Buffer.concat(chunks).toString('utf8'))
   const reply = await ops[op](req)
-  process.stdout.write(JSON.stringify(reply) + '\n')
+  // Exit only once the reply is flushed: stdout is a pipe, and process.exit() would cut a
+  // large reply short.
+  await new Promise((resolve) => process.stdout.write(JSON.stringify(reply) + '\n', resolve))
 }
 
 main().then(
