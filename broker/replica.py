@@ -13,9 +13,13 @@ soon as an append returns.
 from __future__ import annotations
 
 import asyncio
+import base64
 import concurrent.futures
 import logging
+import os
+import shutil
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -373,6 +377,46 @@ class Partition:
         self.producer_state.take_snapshot(self.log_end_offset)
 
 
+PARTITION_METADATA = "partition.metadata"
+
+
+def _topic_id_text(topic_id: uuid.UUID) -> str:
+    """Kafka's Uuid.toString: URL-safe base64 without padding."""
+    return base64.urlsafe_b64encode(topic_id.bytes).rstrip(b"=").decode()
+
+
+def _claim_partition_dir(path: Path, topic_id: uuid.UUID) -> None:
+    """Bind a partition directory to its topic id (Kafka's ``partition.metadata``).
+
+    A directory left by a deleted topic of the same name (a crash between the metadata
+    change and the log deletion) carries another id: it is removed, so a re-created topic
+    never shows the old topic's records.
+    """
+    meta = path / PARTITION_METADATA
+    want = _topic_id_text(topic_id)
+    try:
+        text = meta.read_text()
+    except FileNotFoundError:
+        text = None
+    if text is not None:
+        stored = (
+            dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+            .get("topic_id", "")
+            .strip()
+        )
+        if stored == want:
+            return
+        log.warning("removing %s: it belongs to an earlier topic (id %s)", path, stored)
+        shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True, exist_ok=True)
+    tmp = meta.with_name(PARTITION_METADATA + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(f"version: 0\ntopic_id: {want}\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, meta)
+
+
 class ReplicaManager:
     """All partitions hosted by this broker."""
 
@@ -427,6 +471,7 @@ class ReplicaManager:
                 self._warned_no_storage = True
             return None
         path = self.data_dir / partition_dir_name(topic.name, index)
+        _claim_partition_dir(path, topic.topic_id)
         log_ = self._log_class()(path, **self.log_kwargs(dict(topic.configs)))
         partition = Partition(self, topic, index, log_, path)
         partition.load_producer_state()

@@ -153,3 +153,26 @@ def test_compaction_runs_periodically(make_broker) -> None:
         latest[k] = v
     assert latest[b"key-0"].startswith(b"v38") and latest[b"key-1"].startswith(b"v39")
     c.close()
+
+
+def test_stale_partition_dir_of_a_deleted_topic_is_not_reused(make_broker) -> None:
+    """A crash between the metadata change of DeleteTopics and the log deletion leaves the
+    old directories: a re-created topic of the same name must not show the old records."""
+    import json
+
+    b = make_broker({"num.partitions": "1"})
+    c = RawClient(b.bootstrap)
+    produce(c, "reborn", [b"old-1", b"old-2"])
+    c.close()
+    b.stop()
+    assert "topic_id:" in (b.data_dir / "reborn-0" / "partition.metadata").read_text()
+    path = b.data_dir / "cluster-metadata.json"
+    state = json.loads(path.read_text())
+    del state["topics"]["reborn"]  # the metadata forgot the topic, the directory stayed
+    path.write_text(json.dumps(state))
+    b.start()
+    c = RawClient(b.bootstrap)
+    assert produce(c, "reborn", [b"new"]) == 0
+    _, records = fetch_all(c, "reborn")
+    assert [r[3] for r in records] == [b"new"]
+    c.close()
