@@ -99,13 +99,13 @@ def broker_command(
         config = build_config(config_file, overrides, data_dir, host, port, node_id, zookeeper)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
+    from broker.metadata import MetadataError
     from broker.server import BrokerError, run
 
     try:
         run(config)
-    except BrokerError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    except OSError as exc:
+    except (BrokerError, MetadataError, ConfigError, OSError) as exc:
+        # Startup problems an operator fixes (port in use, locked or corrupt data dir, bad
+        # topic config on disk) get one line, not a traceback.
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)

@@ -176,3 +176,34 @@ def test_stale_partition_dir_of_a_deleted_topic_is_not_reused(make_broker) -> No
     _, records = fetch_all(c, "reborn")
     assert [r[3] for r in records] == [b"new"]
     c.close()
+
+
+def test_startup_errors_are_one_line(make_broker, tmp_path: Path) -> None:
+    b = make_broker()
+    # the port is taken by the running broker
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "broker",
+            "--data-dir",
+            str(tmp_path / "other"),
+            "--port",
+            str(b.port),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 1 and "error:" in r.stderr and "Traceback" not in r.stderr
+    # a corrupt metadata file
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "cluster-metadata.json").write_text("{not json")
+    r = subprocess.run(
+        [sys.executable, "-m", "broker", "--data-dir", str(bad), "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 1 and "cluster-metadata.json" in r.stderr and "Traceback" not in r.stderr
