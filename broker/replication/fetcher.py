@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from broker.protocol import decode_response, encode_request
 from broker.replication.state import PartitionReplication, follower_truncation_offset
+from fastlog.errors import FastlogError
 
 if TYPE_CHECKING:
     from broker.replication.manager import ReplicationManager
@@ -292,7 +293,13 @@ class ReplicaFetcher:
                     s.delayed_until = loop.time() + RETRY_ERRORS_BACKOFF_S
                     log.debug("%s: fetch error %d from leader %d", p, code, self.leader_id)
                     continue
-                self._append(p, pd)
+                try:
+                    self._append(p, pd)
+                except (OSError, FastlogError) as exc:
+                    # e.g. batches that do not follow our end: find the divergence again
+                    log.warning("%s: cannot append from leader %d: %s", p, self.leader_id, exc)
+                    s.needs_truncation = True
+                    s.delayed_until = loop.time() + RETRY_ERRORS_BACKOFF_S
 
     def _append(self, p: Any, pd: Any) -> None:
         from fastlog import _core

@@ -220,6 +220,14 @@ class ReplicationManager:
         leader_changed = new_epoch != p.leader_epoch or info.leader != r.leader_id
         p.replicas = list(info.replicas)
         p.isr = list(info.isr)
+        if self.node_id not in info.replicas:
+            # Reassigned away: stop replicating (the log is removed by whoever owns that).
+            if self.fetchers is not None:
+                self.fetchers.remove_partition(p.topic, p.index)
+            r.become_follower(-1)
+            p.leader_epoch, p.leader = new_epoch, info.leader
+            p.notify_append()
+            return
         if not leader_changed:
             if r.is_leader:
                 r.isr_pending = False
