@@ -327,3 +327,15 @@ def test_append_batch_takes_any_iterable(tmp_path: Path):
         with pytest.raises(fastlog.InvalidRecordError, match="not int"):
             log.append_batch(5)  # type: ignore[arg-type]
         assert [r.value for r in log.read()] == [b"a", b"b"]
+
+
+def test_unclosed_log_releases_its_lock(tmp_path: Path):
+    import gc
+
+    log = Log(tmp_path)
+    log.append(b"a")
+    with pytest.warns(ResourceWarning, match="unclosed Log"):
+        del log
+        gc.collect()
+    with Log(tmp_path) as log:  # no LogLockedError; recovered (no clean-shutdown marker)
+        assert [r.value for r in log.read()] == [b"a"]

@@ -317,6 +317,7 @@ def test_kill_9_while_compacting(tmp_path: Path):
             acked = int(line)
         p.send_signal(signal.SIGKILL)
         p.wait()
+        p.stdout.close()
         with Log(data, cleanup_policy="compact", segment_bytes=2000) as log:
             assert not list(data.glob("*.cleaned")) and not list(data.glob("*.swap"))
             assert log.end_offset >= acked

@@ -210,6 +210,7 @@ def test_kill_9_of_writer_loses_nothing_acknowledged(tmp_path: Path, mode: str):
                 break
         p.send_signal(signal.SIGKILL)
         p.wait()
+        p.stdout.close()
         acked = max(acked, int(line))
         assert not (data / CLEAN_SHUTDOWN_FILE).exists()
         with Log(data, segment_bytes=50_000) as log:

@@ -32,6 +32,7 @@ import os
 import re
 import shutil
 import threading
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain, repeat
 from pathlib import Path
@@ -997,6 +998,23 @@ class Log:
                     seg.close()
                 os.close(self._lock_fd)
             shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __del__(self) -> None:
+        # never closed: release the lock and the files (no clean-shutdown marker, so the
+        # next open recovers), as an unclosed file does, with a ResourceWarning
+        if getattr(self, "_closed", True):
+            return
+        self._closed = True
+        warnings.warn(f"unclosed {self!r}", ResourceWarning, stacklevel=1, source=self)
+        for seg in self._segments:
+            try:
+                seg.close()
+            except (OSError, BufferError, ValueError):
+                pass
+        try:
+            os.close(self._lock_fd)
+        except OSError:
+            pass
 
     def __enter__(self) -> Log:
         return self
