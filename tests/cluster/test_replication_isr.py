@@ -198,3 +198,39 @@ def test_offsets_and_deletes_come_from_the_leader(cluster: Cluster) -> None:
     follower = next(n for n in cluster.brokers if n != leader)
     assert list_offsets_code(cluster, leader, "offs") == (0, 4)
     assert list_offsets_code(cluster, follower, "offs")[0] == 6  # NOT_LEADER_OR_FOLLOWER
+
+
+def test_producer_state_moves_with_leadership(cluster: Cluster) -> None:
+    """A retry of an acknowledged idempotent batch, sent to the new leader after the old one
+    died, is recognised from the replicated producer state: original offset, no second copy;
+    the next sequence continues and a gap is refused."""
+    from test_broker_produce import init_producer_id
+
+    create(cluster, "idem", **{"min.insync.replicas": "2"})
+    leader = cluster.leader("idem", 0)
+    c = RawClient(cluster.brokers[leader].bootstrap)
+    try:
+        pid, epoch = init_producer_id(c)
+        batches = [batch([b"v%d" % i], pid=pid, epoch=epoch, seq=i) for i in range(5)]
+        for i, b in enumerate(batches):
+            r = partition_response(c.call(produce_request(9, "idem", 0, b, acks=-1)))
+            assert (r.error_code.value, r.base_offset) == (0, i)
+    finally:
+        c.close()
+    cluster.brokers[leader].kill()
+    wait_until(lambda: cluster.leader("idem", 0) not in (leader, -1), 30, "a new leader")
+    new = cluster.leader("idem", 0)
+    wait_until(lambda: fetch_code(cluster, new, "idem", -1) == 0, 10, "new leader serving")
+    c = RawClient(cluster.brokers[new].bootstrap)
+    try:
+        r = partition_response(c.call(produce_request(9, "idem", 0, batches[3], acks=-1)))
+        assert (r.error_code.value, r.base_offset) == (0, 3)  # duplicate: original offset
+        nxt = batch([b"v5"], pid=pid, epoch=epoch, seq=5)
+        r = partition_response(c.call(produce_request(9, "idem", 0, nxt, acks=-1)))
+        assert (r.error_code.value, r.base_offset) == (0, 5)
+        gap = batch([b"gap"], pid=pid, epoch=epoch, seq=9)
+        r = partition_response(c.call(produce_request(9, "idem", 0, gap, acks=-1)))
+        assert r.error_code.value == 45  # OUT_OF_ORDER_SEQUENCE_NUMBER
+    finally:
+        c.close()
+    assert list_offsets_code(cluster, new, "idem") == (0, 6)
