@@ -339,6 +339,8 @@ class ReplicationManager:
             return NOT_LEADER_OR_FOLLOWER
         if not r.is_leader:
             return NOT_LEADER_OR_FOLLOWER
+        if fetch_offset > p.log.end_offset:
+            return NONE  # a diverged follower: OFFSET_OUT_OF_RANGE makes it truncate first
         if r.update_follower(replica_id, fetch_offset):
             p.notify_append()  # HW moved: acks=all produces and consumers
         new_isr = r.isr_to_expand(replica_id)
