@@ -366,7 +366,13 @@ class KcatDriver(Driver):
     KEY_DELIM = "|"
 
     def __init__(self) -> None:
-        super().__init__("kcat", sets_timestamps=False, reports_offsets=False, has_admin=False)
+        super().__init__(
+            "kcat",
+            sets_timestamps=False,
+            reports_offsets=False,
+            has_admin=False,
+            null_header_values=True,
+        )
 
     def wire_codec(self, bootstrap, codec):
         out = subprocess.run(["kcat", "-V"], capture_output=True, timeout=10).stdout.decode()
@@ -399,7 +405,7 @@ class KcatDriver(Driver):
         """What kcat's line input can express: text keys and values, null keys (no delimiter),
         null values (-Z with an empty value), headers shared by one invocation."""
         big = b"kcat compatibility " * 300
-        shared = (("h1", b"a"), ("h", b"1"), ("h", b"2"))
+        shared = (("h1", b"a"), ("h", b"1"), ("h", b"2"), ("empty", b""), ("null", None))
         recs = [
             Rec(b"key-0", b"value-0", shared),
             Rec(None, b"no key", shared),
@@ -453,8 +459,8 @@ class KcatDriver(Driver):
                 "message.timeout.ms=15000",
             ]
             for name, value in group[0].headers:
-                assert value is not None
-                args += ["-H", f"{name}={value.decode()}"]
+                # -H name=value; -H name alone sends a null value.
+                args += ["-H", name if value is None else f"{name}={value.decode()}"]
             try:
                 self.run(args, stdin=b"\n".join(lines) + b"\n")
             except AssertionError as e:
