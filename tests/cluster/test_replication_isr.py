@@ -166,7 +166,7 @@ def test_replica_fetch_checks(cluster: Cluster) -> None:
     assert fetch_code(cluster, leader, "guard", -1) == 0
 
 
-def list_offsets_code(c: Cluster, node: int, topic: str) -> tuple[int, int]:
+def list_offsets_code(c: Cluster, node: int, topic: str, timestamp: int = -1) -> tuple[int, int]:
     from kio.index import load_request_schema
 
     cls = load_request_schema(2, 7)
@@ -179,7 +179,9 @@ def list_offsets_code(c: Cluster, node: int, topic: str) -> tuple[int, int]:
             make(
                 tcls,
                 name=topic,
-                partitions=(make(pcls, partition_index=0, current_leader_epoch=-1, timestamp=-1),),
+                partitions=(
+                    make(pcls, partition_index=0, current_leader_epoch=-1, timestamp=timestamp),
+                ),
             ),
         ),
     )
@@ -234,3 +236,24 @@ def test_producer_state_moves_with_leadership(cluster: Cluster) -> None:
     finally:
         c.close()
     assert list_offsets_code(cluster, new, "idem") == (0, 6)
+
+
+def test_followers_follow_the_leaders_log_start(cluster: Cluster) -> None:
+    """DeleteRecords on the leader: followers move their log start too (from the leader's
+    log_start_offset in Fetch answers), so a new leader starts where the old one did."""
+    from confluent_kafka import TopicPartition
+
+    create(cluster, "trim")
+    assert produce(cluster, "trim", 10) == list(range(10))
+    leader = cluster.leader("trim", 0)
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    fut = admin.delete_records([TopicPartition("trim", 0, 6)])
+    (result,) = fut.values()
+    assert result.result(15).low_watermark == 6
+    assert produce(cluster, "trim", 1) == [10]  # a fetch round carries the new log start
+    cluster.brokers[leader].kill()
+    wait_until(lambda: cluster.leader("trim", 0) not in (leader, -1), 30, "a new leader")
+    new = cluster.leader("trim", 0)
+    wait_until(
+        lambda: list_offsets_code(cluster, new, "trim", -2) == (0, 6), 15, "log start 6 there"
+    )
