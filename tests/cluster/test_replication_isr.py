@@ -257,3 +257,28 @@ def test_followers_follow_the_leaders_log_start(cluster: Cluster) -> None:
     wait_until(
         lambda: list_offsets_code(cluster, new, "trim", -2) == (0, 6), 15, "log start 6 there"
     )
+
+
+def test_follower_behind_the_leaders_log_start_restarts_there(cluster: Cluster) -> None:
+    """A follower that was away while the leader deleted records past its end gets
+    OFFSET_OUT_OF_RANGE and restarts its log at the leader's log start."""
+    from confluent_kafka import TopicPartition
+
+    from fastlog.log import Log
+
+    create(cluster, "behind")
+    leader = cluster.leader("behind", 0)
+    away = next(n for n in cluster.brokers if n != leader)
+    cluster.brokers[away].stop()
+    wait_until(lambda: away not in cluster.state("behind", 0)["isr"], 30, "away out of ISR")
+    assert produce(cluster, "behind", 10) == list(range(10))
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    (fut,) = admin.delete_records([TopicPartition("behind", 0, 8)]).values()
+    assert fut.result(15).low_watermark == 8
+    cluster.brokers[away].start(60)
+    wait_until(lambda: away in cluster.state("behind", 0)["isr"], 30, "away back in ISR")
+    assert "resetting the log" in cluster.output(away)
+    cluster.stop()
+    with Log(cluster.brokers[away].data_dir / "behind-0") as log:
+        assert log.start_offset == 8
+        assert [(r.offset, r.value) for r in log.read(8)] == [(8, b"m8"), (9, b"m9")]
