@@ -23,6 +23,8 @@ from kio.schema.request_header.v1.header import RequestHeader as RequestHeaderV1
 from kio.schema.request_header.v2.header import RequestHeader as RequestHeaderV2
 from kio.serial import entity_reader, entity_writer
 
+from broker.request_bounds import check_array_counts
+
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
 _HEAD = struct.Struct(">hhi")  # api_key, api_version, correlation_id
@@ -133,6 +135,9 @@ def decode_request(header: RequestHeader, frame: bytes | bytearray | memoryview)
     if schema is None:
         raise ProtocolError(f"no schema for api {header.api_key} v{header.api_version}")
     try:
+        # kio reserves an array's announced count before reading it (2^31-1 elements: a
+        # 16 GiB allocation that aborts the process); refuse counts the frame cannot hold.
+        check_array_counts(schema, frame, header.body_offset)
         request, _ = _reader(schema)(frame, header.body_offset)
     except Exception as exc:  # kio raises SerialError, ValueError, KeyError (unknown tag)...
         raise ProtocolError(
