@@ -323,15 +323,22 @@ class Partition:
         """Compacted topics need a key on every record (looks inside, bounded memory)."""
         from fastlog import _core
 
+        # validate_records looks at the keys in C: decode_records would make a Python
+        # object per record, and a few kB of zstd can hold millions of tiny records
+        # (gigabytes of objects, seconds of a blocked event loop).
         for b in batches:
             view = memoryview(buf)[b.position : b.position + b.size]
             try:
-                records = _core.decode_records(view, MAX_UNCOMPRESSED_INSPECT)
+                _core.validate_records(
+                    view,
+                    require_keys=True,
+                    validate_crc=False,
+                    max_uncompressed=MAX_UNCOMPRESSED_INSPECT,
+                )
+            except _core.InvalidRecordError as exc:
+                return f"compacted topic {self.topic} cannot accept a record without a key: {exc}"
             except _core.CoreError as exc:
                 return f"cannot read batch: {exc}"
-            for _offset, _ts, key, _value, _headers in records:
-                if key is None:
-                    return f"compacted topic {self.topic} cannot accept a record without a key"
         return None
 
     # -- fetch ---------------------------------------------------------------------------

@@ -35,6 +35,8 @@ MAX_VERSION = 9
 UNKNOWN_TOPIC_OR_PARTITION = 3
 INVALID_TOPIC_EXCEPTION = 17
 INVALID_REQUIRED_ACKS = 21
+UNSUPPORTED_COMPRESSION_TYPE = 76
+ZSTD = 4
 
 
 async def handle(ctx: RequestContext, request: Any) -> Any:
@@ -69,6 +71,9 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             partition = rm.get_partition(name, pdata.index)
             if partition is None:
                 result = AppendResult(error_code=UNKNOWN_TOPIC_OR_PARTITION)
+            elif ctx.api_version < 7 and _has_zstd(pdata.records or b""):
+                # Kafka: zstd needs Produce v7 (and Fetch v10 to read it back)
+                result = AppendResult(error_code=UNSUPPORTED_COMPRESSION_TYPE)
             else:
                 result = partition.append(pdata.records, acks)
                 if acks == -1 and partition.replication is not None and not result.error_code:
@@ -123,3 +128,17 @@ def _record_count(records: bytes) -> int:
         count += int.from_bytes(records[pos + 57 : pos + 61], "big")
         pos += 12 + length
     return count
+
+
+def _has_zstd(records: bytes) -> bool:
+    """Whether a batch of the record set is zstd-compressed (attributes at byte 21)."""
+    pos = 0
+    n = len(records)
+    while pos + 23 <= n:
+        if records[pos + 22] & 0x07 == ZSTD:
+            return True
+        length = int.from_bytes(records[pos + 8 : pos + 12], "big", signed=True)
+        if length <= 0:
+            return False  # malformed: the append's validation answers it
+        pos += 12 + length
+    return False
