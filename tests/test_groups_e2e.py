@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,7 +64,11 @@ const main = async () => {
     eachMessage: async ({ partition, message }) => {
       emit('record', { partition, offset: Number(message.offset), value: message.value.toString() })
       if (commit === 'commit') {
-        await consumer.commitOffsets([{ topic, partition, offset: String(Number(message.offset) + 1) }])
+        try {
+          await consumer.commitOffsets([{ topic, partition, offset: String(Number(message.offset) + 1) }])
+        } catch (err) {
+          emit('commit_failed', { error: String(err) })  // a rebalance: kafkajs rejoins
+        }
       }
     },
   })
@@ -122,6 +127,8 @@ def _worker(
             conf["group.instance.id"] = instance_id
         if strategy != "default":
             conf["partition.assignment.strategy"] = strategy
+        if os.environ.get("GROUPS_TEST_RDKAFKA_DEBUG"):  # librdkafka's own trace, on stderr
+            conf["debug"] = os.environ["GROUPS_TEST_RDKAFKA_DEBUG"]
         c = Consumer(conf)
         c.subscribe(
             [topic],
@@ -135,7 +142,10 @@ def _worker(
                 continue
             _emit("record", partition=m.partition(), offset=m.offset(), value=m.value().decode())
             if do_commit:
-                c.commit(message=m, asynchronous=False)
+                try:
+                    c.commit(message=m, asynchronous=False)
+                except Exception as exc:  # e.g. UNKNOWN_MEMBER_ID after a failover: rejoin
+                    _emit("commit_failed", error=str(exc))
         c.close()
     elif client == "kafka-python":
         from kafka import ConsumerRebalanceListener, KafkaConsumer
@@ -166,7 +176,10 @@ def _worker(
                 for m in msgs:
                     _emit("record", partition=tp.partition, offset=m.offset, value=m.value.decode())
             if batches and do_commit:
-                c.commit()
+                try:
+                    c.commit()
+                except Exception as exc:  # CommitFailedError during a rebalance
+                    _emit("commit_failed", error=str(exc))
         c.close()
     elif client == "aiokafka":
         import asyncio
@@ -208,7 +221,10 @@ def _worker(
                                 value=m.value.decode(),
                             )
                     if batches and do_commit:
-                        await c.commit()
+                        try:
+                            await c.commit()
+                        except Exception as exc:  # CommitFailedError during a rebalance
+                            _emit("commit_failed", error=str(exc))
             finally:
                 await c.stop()
 
@@ -251,9 +267,14 @@ class Worker:
             commit_arg = "commit" if commit else "nocommit"
             cmd = ["node", str(_kafkajs_script()), bootstrap, group, topic, commit_arg]
             env["NODE_PATH"] = str(JS_DIR / "node_modules")
-        self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True
-        )
+        # GROUPS_TEST_STDERR_DIR keeps each worker's stderr for debugging.
+        err_dir = os.environ.get("GROUPS_TEST_STDERR_DIR")
+        stderr: Any = subprocess.DEVNULL
+        if err_dir:
+            stderr = open(Path(err_dir) / f"worker-{group}-{time.monotonic_ns()}.err", "wb")
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, env=env, text=True)
+        if err_dir:
+            stderr.close()
         self.events: list[dict] = []
         self._lock = threading.Lock()
         self._reader = threading.Thread(target=self._read, daemon=True)
