@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -118,7 +119,18 @@ class ZooKeeperServer:
         )
         log.close()
         wait_for_port(self.port, 30, self.proc)
+        # The port opens before the server serves; a client connecting then backs off for
+        # seconds. Wait for the 'srvr' four-letter word to answer instead.
+        wait_until(self._serving, 30, "ZooKeeper serving")
         return self
+
+    def _serving(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                s.sendall(b"srvr")
+                return b"Mode:" in s.recv(4096)
+        except OSError:
+            return False
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
