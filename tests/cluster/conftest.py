@@ -74,14 +74,15 @@ def wait_until(cond: Callable[[], Any], timeout: float = 20.0, what: str = "cond
 class ZooKeeperServer:
     """A standalone ZooKeeper on a free loopback port with a temp dataDir."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, host: str = "127.0.0.1") -> None:
         self.workdir = workdir
+        self.host = host
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
 
     @property
     def connect(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     def start(self) -> ZooKeeperServer:
         java = shutil.which("java")
@@ -94,7 +95,7 @@ class ZooKeeperServer:
             "tickTime=500\n"  # sessions may be 1 s .. 10 s
             f"dataDir={data}\n"
             f"clientPort={self.port}\n"
-            "clientPortAddress=127.0.0.1\n"
+            f"clientPortAddress={self.host}\n"
             "maxClientCnxns=0\n"
             "admin.enableServer=false\n"
             "forceSync=no\n"
@@ -118,7 +119,8 @@ class ZooKeeperServer:
             start_new_session=True,
         )
         log.close()
-        wait_for_port(self.port, 30, self.proc)
+        if self.host == "127.0.0.1":
+            wait_for_port(self.port, 30, self.proc)
         # The port opens before the server serves; a client connecting then backs off for
         # seconds. Wait for the 'srvr' four-letter word to answer instead.
         wait_until(self._serving, 30, "ZooKeeper serving")
@@ -126,7 +128,7 @@ class ZooKeeperServer:
 
     def _serving(self) -> bool:
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+            with socket.create_connection((self.host, self.port), timeout=1) as s:
                 s.sendall(b"srvr")
                 return b"Mode:" in s.recv(4096)
         except OSError:
@@ -148,6 +150,7 @@ class Cluster:
         size: int = 3,
         overrides: dict[str, str] | None = None,
         racks: dict[int, str] | None = None,
+        net: Any = None,
     ) -> None:
         self.zk_server = zk_server
         self.workdir = workdir
@@ -161,12 +164,15 @@ class Cluster:
             ov = dict(self.overrides)
             if racks and node in racks:
                 ov["broker.rack"] = racks[node]
-            self.brokers[node] = BrokerProcess(
-                d,
-                free_port(),
-                ov,
-                ["--node-id", str(node), "--zookeeper", self.connect],
-            )
+            args = ["--node-id", str(node), "--zookeeper", self.connect]
+            if net is None:
+                self.brokers[node] = BrokerProcess(d, free_port(), ov, args)
+            else:  # each broker in its own network namespace (cluster/netns.py)
+                from cluster.netns import NetnsBroker
+
+                b = NetnsBroker(d, free_port(), ov, args)
+                b.net, b.node = net, node
+                self.brokers[node] = b
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> Cluster:
