@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -339,3 +340,61 @@ def test_unclosed_log_releases_its_lock(tmp_path: Path):
         gc.collect()
     with Log(tmp_path) as log:  # no LogLockedError; recovered (no clean-shutdown marker)
         assert [r.value for r in log.read()] == [b"a"]
+
+
+FOLLOWED_WRITER = r"""
+import sys, time, fastlog
+log = fastlog.Log(sys.argv[1], segment_bytes=3000, index_interval_bytes=200)
+sys.stdout.write("open\n"); sys.stdout.flush()
+for i in range(0, 3000, 10):
+    log.append_batch([b"r%d" % j for j in range(i, i + 10)])
+    if i % 200 == 0:
+        time.sleep(0.01)
+log.close()
+sys.stdout.write("done\n"); sys.stdout.flush()
+"""
+
+
+def test_read_only_view_follows_a_writing_process(tmp_path: Path):
+    script = tmp_path / "w.py"
+    script.write_text(FOLLOWED_WRITER)
+    data = tmp_path / "log"
+    p = subprocess.Popen(
+        [sys.executable, str(script), str(data)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert p.stdout is not None and p.stdout.readline() == "open\n"
+        while not list(data.glob("*.log")):
+            time.sleep(0.01)
+        with Log(data, read_only=True) as view:  # no LogLockedError while the writer runs
+            with pytest.raises(fastlog.ReadOnlyLogError):
+                view.append(b"x")
+            seen: list[bytes] = []
+            deadline = time.monotonic() + 60
+            while len(seen) < 3000 and time.monotonic() < deadline:
+                for r in view.read(len(seen)):
+                    assert r.offset == len(seen), (r.offset, len(seen))
+                    seen.append(r.value)
+                time.sleep(0.005)
+            assert seen == [b"r%d" % i for i in range(3000)]
+            assert view.end_offset == 3000
+            assert len(view.segments) > 5
+        assert p.stdout.readline() == "done\n"
+    finally:
+        p.kill()
+        p.wait()
+        p.stdout.close()
+
+
+def test_read_only_view_changes_no_file(tmp_path: Path):
+    with Log(tmp_path, segment_bytes=500) as log:
+        for i in range(50):
+            log.append(b"v%d" % i)
+    (tmp_path / f"{0:020d}.index").unlink()  # a writer would rebuild it; a view must not
+    before = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+    with Log(tmp_path, read_only=True, segment_bytes=500) as view:
+        assert [r.value for r in view.read()] == [b"v%d" % i for i in range(50)]
+        assert view.offset_for_timestamp(0) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == before
+    with pytest.raises(FileNotFoundError):
+        Log(tmp_path / "nope", read_only=True)

@@ -15,6 +15,7 @@ from fastlog.errors import (
     LogClosedError,
     LogLockedError,
     OffsetOutOfRangeError,
+    ReadOnlyLogError,
     RecordTooLargeError,
 )
 from fastlog.index import OffsetIndex, TimeIndex
@@ -41,6 +42,7 @@ __all__ = [
     "LogSegment",
     "OffsetIndex",
     "OffsetOutOfRangeError",
+    "ReadOnlyLogError",
     "Record",
     "RecordTooLargeError",
     "TimeIndex",

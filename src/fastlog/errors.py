@@ -31,6 +31,10 @@ class InvalidConfigurationError(FastlogError, ValueError):
     """An unknown config key or a value outside its valid range."""
 
 
+class ReadOnlyLogError(FastlogError):
+    """A change asked of a Log opened with read_only=True."""
+
+
 class LogClosedError(FastlogError):
     """The log was closed (or deleted) while it was being used."""
 
@@ -44,5 +48,6 @@ __all__ = [
     "LogClosedError",
     "LogLockedError",
     "OffsetOutOfRangeError",
+    "ReadOnlyLogError",
     "RecordTooLargeError",
 ]

@@ -36,26 +36,48 @@ _INT32_MAX = 2**31 - 1
 class _MappedIndex:
     entry_size = 0
 
-    def __init__(self, path: Path, base_offset: int, max_index_size: int) -> None:
+    def __init__(
+        self, path: Path, base_offset: int, max_index_size: int, read_only: bool = False
+    ) -> None:
         self.path = path
         self.base_offset = base_offset
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        length = os.fstat(self._fd).st_size
-        self.entries = length // self.entry_size
-        self._mm: mmap.mmap | None = None
+        self.read_only = read_only
+        if read_only:
+            try:
+                self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                self._fd = -1
+        else:
+            self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        length = os.fstat(self._fd).st_size if self._fd >= 0 else 0
+        self._mm: mmap.mmap | bytes | None = None
         self._length = 0
         self._max_entries = max(1, max_index_size // self.entry_size)
-        self._map(length)
+        if read_only:
+            # a copy, never a mapping: the writing process may shrink the file (trim on
+            # roll) and touching a mapped page past the new end is SIGBUS
+            data = b""
+            if self._fd >= 0:
+                data = os.pread(self._fd, length, 0)
+                os.close(self._fd)
+                self._fd = -1
+            length = len(data) - len(data) % self.entry_size
+            self._mm = data[:length] if length else None
+            self._length = length
+        else:
+            self._map(length)
+        self.entries = length // self.entry_size
 
     # ------------------------------------------------------------------ mapping
 
     def _map(self, length: int) -> None:
-        if self._mm is not None:
+        if isinstance(self._mm, mmap.mmap):
             self._mm.close()
-            self._mm = None
+        self._mm = None
         self._length = length
         if length > 0:
-            self._mm = mmap.mmap(self._fd, length, access=mmap.ACCESS_WRITE)
+            access = mmap.ACCESS_READ if self.read_only else mmap.ACCESS_WRITE
+            self._mm = mmap.mmap(self._fd, length, access=access)
 
     def _ensure_fd(self) -> int:
         if self._fd < 0:
@@ -74,9 +96,9 @@ class _MappedIndex:
         fd = self._ensure_fd()
         if length == self._length and os.fstat(fd).st_size == length:
             return
-        if self._mm is not None:
+        if isinstance(self._mm, mmap.mmap):
             self._mm.close()
-            self._mm = None
+        self._mm = None
         os.ftruncate(fd, length)
         self._map(length)
 
@@ -109,7 +131,7 @@ class _MappedIndex:
         self.entries = 0
 
     def flush(self) -> None:
-        if self._mm is not None:
+        if isinstance(self._mm, mmap.mmap):
             self._mm.flush()
         if self._fd >= 0:
             os.fsync(self._fd)
@@ -120,9 +142,9 @@ class _MappedIndex:
         self.path = path
 
     def close(self) -> None:
-        if self._mm is not None:
+        if isinstance(self._mm, mmap.mmap):
             self._mm.close()
-            self._mm = None
+        self._mm = None
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1

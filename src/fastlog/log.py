@@ -48,6 +48,7 @@ from fastlog.errors import (
     LogClosedError,
     LogLockedError,
     OffsetOutOfRangeError,
+    ReadOnlyLogError,
     RecordTooLargeError,
 )
 from fastlog.records import (
@@ -125,17 +126,39 @@ class Log:
     ...     [r.value for r in log.read(off)]
     """
 
-    def __init__(self, path: str | os.PathLike[str], **config: Any) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, read_only: bool = False, **config: Any
+    ) -> None:
+        """Open (creating if need be) the log in directory ``path`` for writing.
+
+        ``read_only=True`` opens a view for reading only, without the lock file, that may be
+        taken while another process writes the log: it changes no file, follows the writer's
+        appends and rolls (see ``refresh``), and ignores indexes it cannot trust (the
+        writer's active one), walking batch headers instead.
+        """
         self.dir = Path(path)
         self.config = LogConfig.from_dict(config)
+        self.read_only = read_only
         self._lock = threading.RLock()
         self._cleaner_lock = threading.Lock()
         self._closing = False  # set by close()/delete(): the cleaner stops at the next batch
         self._closed = True
         self._segments: list[LogSegment] = []
         self._bases: list[int] = []
-        self.dir.mkdir(parents=True, exist_ok=True)
         self._tp = topic_partition_of(self.dir)
+        self._lock_fd = -1
+        if read_only:
+            if not self.dir.is_dir():
+                raise FileNotFoundError(f"no log directory {self.dir}")
+            try:
+                self._load_read_only()
+            except BaseException:
+                for seg in self._segments:
+                    seg.close()
+                raise
+            self._closed = False
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
         self._lock_fd = self._acquire_lock_file()
         try:
             self._load()
@@ -145,6 +168,85 @@ class Log:
             os.close(self._lock_fd)
             raise
         self._closed = False
+
+    # ================================================================== read-only view
+
+    def _open_live_segment(self, base: int) -> LogSegment:
+        seg = LogSegment(self.dir, base, self.config, read_only=True)
+        try:
+            seg.log.size = seg.log.file_size()
+            if seg.offset_index.sanity_check(seg.log.size) is not None:
+                seg.offset_index.reset()  # the writer's preallocated active index
+                seg.time_index.reset()
+            seg.load_state(live=True)
+            if seg.time_index.sanity_check(seg.next_offset) is not None:
+                seg.offset_index.reset()
+                seg.time_index.reset()
+                seg.load_state(live=True)
+            seg.release_index_fds()
+        except BaseException:
+            seg.close()
+            raise
+        return seg
+
+    def _segment_bases_on_disk(self) -> list[int]:
+        return sorted(
+            int(p.name[:20]) for p in self.dir.iterdir() if re.fullmatch(r"\d{20}\.log", p.name)
+        )
+
+    def _load_read_only(self) -> None:
+        for base in self._segment_bases_on_disk():
+            try:
+                self._segments.append(self._open_live_segment(base))
+            except FileNotFoundError:
+                continue  # deleted by the writer meanwhile
+        if not self._segments:
+            raise FileNotFoundError(f"no log segments in {self.dir}")
+        self._rebuild_bases()
+        self._after_refresh()
+        self._recovery_point = self._end
+        self._unflushed = 0
+        self._cleaner_checkpoint = 0
+
+    def _after_refresh(self) -> None:
+        start = self._checkpoint(LOG_START_OFFSET_CHECKPOINT).read_single() or 0
+        self._end = self._segments[-1].next_offset
+        self._log_start_offset = min(max(start, self._segments[0].base_offset), self._end)
+
+    def refresh(self) -> None:
+        """Read-only view: pick up what the writing process appended, rolled or deleted.
+
+        ``read`` calls it when it reaches the end; the offset properties call it too."""
+        if not self.read_only:
+            return
+        with self._lock:
+            self._check_open()
+            on_disk = self._segment_bases_on_disk()
+            present = set(on_disk)
+            for seg in [s for s in self._segments if s.base_offset not in present]:
+                self._segments.remove(seg)
+                seg.deleted = True  # retention in the writer; readers holding it finish
+            if not self._segments:
+                on_disk_new = on_disk
+            else:
+                self._segments[-1].refresh_live()
+                on_disk_new = [b for b in on_disk if b > self._segments[-1].base_offset]
+            for base in on_disk_new:
+                if self._segments:
+                    self._segments[-1].refresh_live()  # its last batches before the roll
+                try:
+                    self._segments.append(self._open_live_segment(base))
+                except FileNotFoundError:
+                    continue
+            if not self._segments:
+                raise LogClosedError(f"log {self.dir} was deleted")
+            self._rebuild_bases()
+            self._after_refresh()
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self.read_only:
+            raise ReadOnlyLogError(f"log {self.dir} was opened read_only")
 
     # ================================================================== opening
 
@@ -292,11 +394,15 @@ class Log:
     @property
     def start_offset(self) -> int:
         """The log start offset: the first offset that can be read."""
+        if self.read_only and not self._closed:
+            self.refresh()
         return self._log_start_offset
 
     @property
     def end_offset(self) -> int:
         """The log end offset: the offset the next record will get."""
+        if self.read_only and not self._closed:
+            self.refresh()
         return self._end
 
     @property
@@ -387,7 +493,7 @@ class Log:
                 records = [(k, v, h, t) for k, v, h, _ in records]
                 ts_type = 1
         with self._lock:
-            self._check_open()
+            self._check_writable()
             base = self._end
             try:
                 if ts_type or not CORE_TAKES_BARE_VALUES:
@@ -449,7 +555,7 @@ class Log:
                 f"{total} bytes of batches is above segment.bytes={cfg.segment_bytes}"
             )
         with self._lock:
-            self._check_open()
+            self._check_writable()
             if log_append_time < 0 and cfg.log_append_time:
                 log_append_time = now_ms()
             first = self._end
@@ -532,7 +638,7 @@ class Log:
     def roll(self) -> None:
         """Start a new active segment now (tests, tools); no-op if the active one is empty."""
         with self._lock:
-            self._check_open()
+            self._check_writable()
             self._roll_locked()
 
     # ================================================================== flushing
@@ -540,14 +646,14 @@ class Log:
     def flush(self) -> None:
         """fsync everything appended so far (data, indexes) and checkpoint the recovery point."""
         with self._lock:
-            self._check_open()
+            self._check_writable()
             self._flush_locked(self._end, checkpoint=True)
 
     def maybe_flush(self) -> bool:
         """fsync if flush.ms has passed since the last fsync and something is unflushed (for
         a scheduler: the embedded log otherwise checks flush.ms only when appending)."""
         with self._lock:
-            if self._closed or self.config.flush_ms is None:
+            if self._closed or self.read_only or self.config.flush_ms is None:
                 return False
             if self._end > self._recovery_point and (
                 now_ms() - self._last_flush_ms >= self.config.flush_ms
@@ -600,6 +706,8 @@ class Log:
             raise ValueError("max_records must be None or an int >= 0")
         with self._lock:
             self._check_open()
+            if self.read_only:
+                self.refresh()
             if offset is None:
                 offset = self._log_start_offset
             if not isinstance(offset, int) or isinstance(offset, bool):
@@ -637,6 +745,8 @@ class Log:
         while remaining != 0:
             with self._lock:
                 self._check_open()
+                if offset >= self._end and self.read_only:
+                    self.refresh()  # the writing process may have appended since
                 if offset >= self._end:
                     return
                 if seg is None or seg.deleted or seg.generation != gen:
@@ -782,7 +892,7 @@ class Log:
         segment are no longer readable.
         """
         with self._lock:
-            self._check_open()
+            self._check_writable()
             if not 0 <= offset <= self._end:
                 raise OffsetOutOfRangeError(
                     f"cannot delete before {offset}: log end offset is {self._end}"
@@ -800,7 +910,7 @@ class Log:
         calls it periodically.
         """
         with self._lock:
-            self._check_open()
+            self._check_writable()
             return self._enforce_retention_locked(now)
 
     def _enforce_retention_locked(self, now: int | None = None) -> int:
@@ -873,7 +983,7 @@ class Log:
         A batch straddling ``offset`` is re-written with its records below ``offset``.
         """
         with self._lock:
-            self._check_open()
+            self._check_writable()
             if offset < 0:
                 raise OffsetOutOfRangeError(f"cannot truncate to a negative offset {offset}")
             if offset >= self._end:
@@ -909,7 +1019,7 @@ class Log:
         """Empty the log and restart it at ``offset``, which may lie past the end (Kafka's
         truncateFullyAndStartAt: a follower whose leader's log now starts beyond it)."""
         with self._lock:
-            self._check_open()
+            self._check_writable()
             if offset < 0:
                 raise OffsetOutOfRangeError(f"cannot start a log at a negative offset {offset}")
             self._truncate_fully_locked(offset)
@@ -943,7 +1053,7 @@ class Log:
                 f"log {self.dir} has cleanup.policy={self.config.cleanup_policy}: "
                 "compaction needs cleanup_policy='compact' (or 'compact,delete')"
             )
-        self._check_open()
+        self._check_writable()
         return LogCleaner(self).clean()
 
     def maybe_compact(self) -> bool:
@@ -951,7 +1061,7 @@ class Log:
         min.cleanable.dirty.ratio; True if it cleaned."""
         from fastlog.cleaner import LogCleaner
 
-        if not self.config.compact or self._closed:
+        if not self.config.compact or self._closed or self.read_only:
             return False
         cleaner = LogCleaner(self)
         if not cleaner.needs_cleaning():
@@ -977,6 +1087,10 @@ class Log:
             if self._closed:
                 return
             self._closed = True
+            if self.read_only:
+                for seg in self._segments:
+                    seg.close()
+                return
             try:
                 active = self._segments[-1]
                 active.on_become_inactive()
@@ -990,6 +1104,8 @@ class Log:
 
     def delete(self) -> None:
         """Close the log and remove its directory (DeleteTopics)."""
+        if self.read_only:
+            raise ReadOnlyLogError(f"log {self.dir} was opened read_only")
         self._closing = True
         with self._cleaner_lock, self._lock:
             if not self._closed:
@@ -1011,10 +1127,11 @@ class Log:
                 seg.close()
             except (OSError, BufferError, ValueError):
                 pass
-        try:
-            os.close(self._lock_fd)
-        except OSError:
-            pass
+        if self._lock_fd >= 0:
+            try:
+                os.close(self._lock_fd)
+            except OSError:
+                pass
 
     def __enter__(self) -> Log:
         return self

@@ -57,10 +57,17 @@ class FileRecords:
     stays readable for whoever still holds it (a FetchSlice being sent, a reader).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, read_only: bool = False) -> None:
         self.path = path
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        if read_only:
+            self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        else:
+            self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        # bytes of whole batches (a read-only view of a live log may see a batch half-written)
         self.size = os.fstat(self._fd).st_size
+
+    def file_size(self) -> int:
+        return os.fstat(self._fd).st_size
 
     def fileno(self) -> int:
         if self._fd < 0:
@@ -146,21 +153,33 @@ class LogSegment:
     """One segment: FileRecords plus its OffsetIndex and TimeIndex."""
 
     def __init__(
-        self, directory: Path, base_offset: int, config: LogConfig, suffix: str = ""
+        self,
+        directory: Path,
+        base_offset: int,
+        config: LogConfig,
+        suffix: str = "",
+        read_only: bool = False,
     ) -> None:
         self.dir = directory
         self.base_offset = base_offset
         self.suffix = suffix
+        self.read_only = read_only
         self._index_interval = config.index_interval_bytes
         self._index_bytes = config.segment_index_bytes
         name = segment_name(base_offset)
-        self.log = FileRecords(directory / f"{name}{LOG_SUFFIX}{suffix}")
+        self.log = FileRecords(directory / f"{name}{LOG_SUFFIX}{suffix}", read_only)
         try:
             self.offset_index = OffsetIndex(
-                directory / f"{name}{INDEX_SUFFIX}{suffix}", base_offset, self._index_bytes
+                directory / f"{name}{INDEX_SUFFIX}{suffix}",
+                base_offset,
+                self._index_bytes,
+                read_only,
             )
             self.time_index = TimeIndex(
-                directory / f"{name}{TIME_INDEX_SUFFIX}{suffix}", base_offset, self._index_bytes
+                directory / f"{name}{TIME_INDEX_SUFFIX}{suffix}",
+                base_offset,
+                self._index_bytes,
+                read_only,
             )
         except BaseException:
             self.log.close()
@@ -187,19 +206,29 @@ class LogSegment:
         self._index_interval = config.index_interval_bytes
         self._index_bytes = config.segment_index_bytes
 
-    def load_state(self) -> None:
-        """Derive next offset and max timestamp from the indexes plus a short tail walk."""
+    def load_state(self, *, live: bool = False) -> None:
+        """Derive next offset and max timestamp from the indexes plus a short tail walk.
+
+        ``live``: a read-only view of a segment another process is appending to; a batch
+        cut off at the end of the file is not there yet (not corruption) and the segment's
+        size stops before it.
+        """
         ts, ts_off = self.time_index.last_entry()
         self.max_timestamp_so_far, self.offset_of_max_timestamp_so_far = ts, ts_off
         _, position = self.offset_index.last_entry()
         self.next_offset = self.base_offset
         if self.offset_index.entries:
             self.next_offset = self.offset_index.last_entry()[0] + 1
-        for b in self.walk(position):
+        limit = self.log.file_size() if live else None
+        end = position
+        for b in self.walk(position, limit=limit, live=live):
             self.next_offset = b.last_offset + 1
+            end = b.position + b.size
             if b.max_timestamp > self.max_timestamp_so_far:
                 self.max_timestamp_so_far = b.max_timestamp
                 self.offset_of_max_timestamp_so_far = b.last_offset
+        if live:
+            self.log.size = end
         self.bytes_since_last_index_entry = 0
         self.rolling_based_timestamp = None
         if self.size:
@@ -284,6 +313,28 @@ class LogSegment:
         self.offset_index.trim()
         self.time_index.trim()
 
+    def refresh_live(self) -> None:
+        """Read-only view: pick up the batches the writing process appended since."""
+        file_size = self.log.file_size()
+        start = self.log.size  # end of the whole batches seen so far
+        if file_size < start:
+            # truncated by the writer: start over, without the indexes
+            self.generation += 1
+            self.offset_index.reset()
+            self.time_index.reset()
+            self.next_offset = self.base_offset
+            self.max_timestamp_so_far = -1
+            self.offset_of_max_timestamp_so_far = self.base_offset
+            start = 0
+        end = start
+        for b in self.walk(start, limit=file_size, live=True):
+            self.next_offset = b.last_offset + 1
+            end = b.position + b.size
+            if b.max_timestamp > self.max_timestamp_so_far:
+                self.max_timestamp_so_far = b.max_timestamp
+                self.offset_of_max_timestamp_so_far = b.last_offset
+        self.log.size = end  # readers never see past whole batches
+
     def release_index_fds(self) -> None:
         """For an inactive segment whose indexes are trimmed and flushed."""
         self.offset_index.release_fd()
@@ -299,7 +350,11 @@ class LogSegment:
         return self.log.read(position, size)
 
     def walk(
-        self, position: int, limit: int | None = None, stop_after: int | None = None
+        self,
+        position: int,
+        limit: int | None = None,
+        stop_after: int | None = None,
+        live: bool = False,
     ) -> Iterator[BatchPosition]:
         """Batch headers from ``position`` (a batch start) up to ``limit`` (default: the end).
 
@@ -317,6 +372,8 @@ class LogSegment:
                 buf = self.log.read(pos, min(_WALK_WINDOW, max(end - pos, _HEADER.size)))
                 buf_pos, rel = pos, 0
                 if len(buf) < _HEADER.size:
+                    if live:
+                        return  # the writer is still writing this header
                     raise CorruptRecordError(
                         f"{self.log.path}: torn batch header at position {pos}"
                     )
@@ -324,6 +381,8 @@ class LogSegment:
                 buf, rel
             )
             size = length + 12
+            if live and magic == 2 and length >= _MIN_BATCH_LENGTH and pos + size > end:
+                return  # the writer is still writing this batch
             if magic != 2 or length < _MIN_BATCH_LENGTH or pos + size > end or lod < 0:
                 raise CorruptRecordError(
                     f"{self.log.path}: invalid batch header at position {pos} "
