@@ -137,6 +137,24 @@ KEYS: dict[str, Key] = {
             "Elect a leader outside the ISR when no ISR member is alive (may lose data).",
         ),
         Key(
+            "auto.leader.rebalance.enable",
+            _bool,
+            True,
+            "The controller moves leadership back to preferred replicas (cluster mode).",
+        ),
+        Key(
+            "leader.imbalance.check.interval.seconds",
+            int,
+            300,
+            "How often the controller checks leader balance.",
+        ),
+        Key(
+            "leader.imbalance.per.broker.percentage",
+            int,
+            10,
+            "Share of a broker's preferred partitions led elsewhere that triggers a rebalance.",
+        ),
+        Key(
             "controlled.shutdown.enable",
             _bool,
             True,

@@ -13,6 +13,10 @@ znode is active and bumps ``/controller_epoch``. The active controller watches
   returning member is elected cleanly,
 - elects a leader for an offline partition as soon as an ISR member comes back.
 
+Every leader.imbalance.check.interval.seconds (auto.leader.rebalance.enable) it also moves
+leadership back to preferred replicas (the first of each assignment) when a broker's share of
+preferred partitions led elsewhere passes leader.imbalance.per.broker.percentage.
+
 Its writes are ZooKeeper transactions that check the version of ``/controller_epoch`` (a
 deposed controller's writes fail) and the version of the partition's state znode (a leader's
 concurrent ISR change is never overwritten). Events are processed one at a time on the
@@ -119,9 +123,22 @@ class KafkaController:
         elif event.path == CONFIG_CHANGES:
             self._events.put("configs")
 
+    def _setting(self, name: str, default: Any) -> Any:
+        cfg = self.store.broker_config
+        value = cfg.get(name) if cfg is not None else None
+        return default if value is None else value
+
     def _run(self) -> None:
+        rebalance = bool(self._setting("auto.leader.rebalance.enable", True))
+        every = float(self._setting("leader.imbalance.check.interval.seconds", 300))
+        next_check = time.monotonic() + every
         while not self._stopped:
-            event = self._events.get()
+            try:
+                timeout = max(0.05, next_check - time.monotonic()) if rebalance else None
+                event = self._events.get(timeout=timeout)
+            except queue.Empty:
+                event = "rebalance"
+                next_check = time.monotonic() + every
             if event == "stop":
                 return
             # Collapse a burst of identical events into one pass.
@@ -143,6 +160,8 @@ class KafkaController:
                         self._config_changes()
                     if "brokers" in pending and self.active:
                         self.reconcile()
+                    if "rebalance" in pending and self.active:
+                        self.preferred_leader_election()
                     break
                 except (KazooException, OSError) as exc:
                     log.debug("controller event failed (%s), attempt %d", exc, attempt)
@@ -318,6 +337,72 @@ class KafkaController:
                 new_isr,
             )
             return True
+        return False
+
+    # -- preferred leaders ---------------------------------------------------------------
+    def preferred_leader_election(self, force: bool = False) -> int:
+        """Kafka's auto leader rebalance: for each broker whose preferred partitions (it is
+        the first replica) are led elsewhere more than leader.imbalance.per.broker.percentage,
+        move leadership back where the preferred replica is alive and in the ISR. Returns the
+        number of partitions moved."""
+        from broker.metadata.zookeeper import decode, state_path
+
+        threshold = int(self._setting("leader.imbalance.per.broker.percentage", 10)) / 100
+        live = {int(c) for c in self.zk.get_children("/brokers/ids")}
+        by_preferred: dict[int, list[tuple[str, int, list[int]]]] = {}
+        for topic, index, replicas in self._partitions():
+            if replicas:
+                by_preferred.setdefault(replicas[0], []).append((topic, index, replicas))
+        moved = 0
+        for broker_id, parts in sorted(by_preferred.items()):
+            if broker_id not in live:
+                continue
+            states = {}
+            for topic, index, _ in parts:
+                try:
+                    data, _stat = self.zk.get(state_path(topic, index))
+                except NoNodeError:
+                    continue
+                states[(topic, index)] = decode(data) or {}
+            elsewhere = [k for k, st in states.items() if st.get("leader") != broker_id]
+            if not parts or (not force and len(elsewhere) / len(parts) <= threshold):
+                continue
+            for topic, index in elsewhere:
+                if not self.active:
+                    return moved
+                if self._move_to_preferred(topic, index, broker_id):
+                    moved += 1
+        if moved:
+            log.info("controller %d: %d leader(s) back on preferred replicas", self.node_id, moved)
+        return moved
+
+    def _move_to_preferred(self, topic: str, index: int, preferred: int) -> bool:
+        from broker.metadata.zookeeper import decode, state_path
+
+        path = state_path(topic, index)
+        for _ in range(5):
+            try:
+                data, stat = self.zk.get(path)
+            except NoNodeError:
+                return False
+            st = decode(data) or {}
+            if st.get("leader") == preferred or preferred not in st.get("isr", []):
+                return False
+            st.update(
+                leader=preferred,
+                leader_epoch=int(st.get("leader_epoch", 0)) + 1,
+                controller_epoch=self.epoch,
+            )
+            tx = self.zk.transaction()
+            tx.check(CONTROLLER_EPOCH, self.epoch_zk_version)
+            tx.set_data(path, json.dumps(st, separators=(",", ":")).encode(), version=stat.version)
+            results = tx.commit()
+            if isinstance(results[0], Exception):
+                self.active = False
+                return False
+            if not isinstance(results[1], Exception):
+                log.info("%s-%d: preferred leader %d elected", topic, index, preferred)
+                return True
         return False
 
     # -- controlled shutdown -------------------------------------------------------------

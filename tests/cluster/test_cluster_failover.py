@@ -200,3 +200,34 @@ def test_offline_partition_and_unclean_election(cluster: Cluster) -> None:
     wait_until(lambda: cluster.leader(topic, 0) == follower, 10, "unclean election")
     st = cluster.state(topic, 0)
     assert st["isr"] == [follower]
+
+
+def test_preferred_leader_election_restores_balance(zookeeper, tmp_path) -> None:
+    c = Cluster(zookeeper, tmp_path, overrides={"leader.imbalance.check.interval.seconds": "2"})
+    try:
+        c.start()
+        _create(c, "pl", partitions=6)
+        assignment = c.assignment("pl")
+        victim = assignment[0][0]
+        c.brokers[victim].kill()
+        wait_until(lambda: all(c.leader("pl", p) != victim for p in range(6)), DETECT, "failover")
+        epochs = {p: c.state("pl", p)["leader_epoch"] for p in range(6)}
+        c.start_broker(victim)
+        # Back in the ISR (replication), then leader again of its preferred partitions.
+        wait_until(
+            lambda: all(c.leader("pl", p) == assignment[p][0] for p in range(6)),
+            DETECT + 10,
+            "preferred leaders back",
+        )
+        for p in range(6):
+            if assignment[p][0] == victim:
+                assert c.state("pl", p)["leader_epoch"] == epochs[p] + 1
+        wait_until(
+            lambda: all(
+                meta.leader == assignment[p][0] for p, meta in _metadata(c, victim, "pl").items()
+            ),
+            10,
+            "the restarted broker's Metadata shows it",
+        )
+    finally:
+        c.stop()
