@@ -235,6 +235,13 @@ class Partition:
                 return result
             if b.producer_id >= 0:
                 idempotent = True
+                if b.base_sequence < 0:  # Kafka's LogValidator
+                    result.error_code = INVALID_RECORD
+                    result.error_message = (
+                        f"invalid sequence number {b.base_sequence} in a batch of producer id "
+                        f"{b.producer_id}"
+                    )
+                    return result
             if not limits.log_append_time and b.timestamp_type == 0:
                 error = _check_timestamps(b, now_ms, limits)
                 if error is not None:

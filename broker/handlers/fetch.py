@@ -17,7 +17,8 @@ Behavior:
   records, errors or changed offsets; epoch -1 closes it (sessionless full fetch). An
   unknown session is FETCH_SESSION_ID_NOT_FOUND, a wrong epoch INVALID_FETCH_SESSION_EPOCH.
   At most 1000 sessions per broker, least recently used evicted first.
-- A fetch with replica_id >= 0 (a follower) on a single node is served like a consumer's.
+- A fetch with replica_id >= 0 (a follower) on a single node is refused with
+  TOPIC_AUTHORIZATION_FAILED: there is no follower to serve (CVE-2018-1288).
   In cluster mode broker.replication checks it comes from a live registered broker at its
   registered address that is a replica (CVE-2018-1288: else TOPIC_AUTHORIZATION_FAILED /
   NOT_LEADER_OR_FOLLOWER), records the follower's fetch offset (high watermark, ISR) and
@@ -42,6 +43,7 @@ MAX_VERSION = 12
 
 OFFSET_OUT_OF_RANGE = 1
 UNKNOWN_TOPIC_OR_PARTITION = 3
+TOPIC_AUTHORIZATION_FAILED = 29
 FETCH_SESSION_ID_NOT_FOUND = 70
 FENCED_LEADER_EPOCH = 74
 UNKNOWN_LEADER_EPOCH = 75
@@ -84,6 +86,12 @@ def _read(
                 error = True
                 continue
             follower = False
+            if p.replication is None and replica_id >= 0:
+                # No follower exists on a single node: a client posing as one is refused
+                # (CVE-2018-1288), as replica_fetch refuses an unknown broker.
+                parts.append(FetchPartition(rp.partition, TOPIC_AUTHORIZATION_FAILED, records=b""))
+                error = True
+                continue
             if p.replication is not None:
                 if replica_id >= 0:
                     code = replication.replica_fetch(ctx, p, replica_id, rp.fetch_offset)

@@ -8,6 +8,10 @@ Behavior:
   idempotent producers, against the partition's producer state (a retried batch is
   acknowledged with its original offset and not appended twice; INVALID_PRODUCER_EPOCH,
   OUT_OF_ORDER_SEQUENCE_NUMBER). Compressed batches are stored as sent.
+- Kafka's request-level checks: a zstd batch below v7 is UNSUPPORTED_COMPRESSION_TYPE; a
+  transactional batch without the request's transactional id is
+  TRANSACTIONAL_ID_AUTHORIZATION_FAILED, and with one but no transaction coordinator
+  INVALID_TXN_STATE (CVE-2018-17196: no uncommitted records for read_committed readers).
 - LogAppendTime topics (message.timestamp.type) get the broker's time, returned in
   log_append_time; otherwise log_append_time is -1.
 - An unknown topic is created when auto.create.topics.enable is set; an unknown partition
@@ -35,8 +39,11 @@ MAX_VERSION = 9
 UNKNOWN_TOPIC_OR_PARTITION = 3
 INVALID_TOPIC_EXCEPTION = 17
 INVALID_REQUIRED_ACKS = 21
+INVALID_TXN_STATE = 48
+TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
 UNSUPPORTED_COMPRESSION_TYPE = 76
 ZSTD = 4
+TRANSACTIONAL = 0x10  # attributes bit 4
 
 
 async def handle(ctx: RequestContext, request: Any) -> Any:
@@ -71,9 +78,8 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             partition = rm.get_partition(name, pdata.index)
             if partition is None:
                 result = AppendResult(error_code=UNKNOWN_TOPIC_OR_PARTITION)
-            elif ctx.api_version < 7 and _has_zstd(pdata.records or b""):
-                # Kafka: zstd needs Produce v7 (and Fetch v10 to read it back)
-                result = AppendResult(error_code=UNSUPPORTED_COMPRESSION_TYPE)
+            elif code := _refused(ctx, request, pdata.records or b""):
+                result = AppendResult(error_code=code)
             else:
                 result = partition.append(pdata.records, acks)
                 if acks == -1 and partition.replication is not None and not result.error_code:
@@ -130,15 +136,33 @@ def _record_count(records: bytes) -> int:
     return count
 
 
-def _has_zstd(records: bytes) -> bool:
-    """Whether a batch of the record set is zstd-compressed (attributes at byte 21)."""
+def _attributes(records: bytes) -> list[int]:
+    """The attributes (int16 at byte 21) of each batch header in a record set; malformed
+    framing ends the walk (the append's validation answers it)."""
+    out = []
     pos = 0
     n = len(records)
     while pos + 23 <= n:
-        if records[pos + 22] & 0x07 == ZSTD:
-            return True
+        out.append(int.from_bytes(records[pos + 21 : pos + 23], "big"))
         length = int.from_bytes(records[pos + 8 : pos + 12], "big", signed=True)
         if length <= 0:
-            return False  # malformed: the append's validation answers it
+            break
         pos += 12 + length
-    return False
+    return out
+
+
+def _refused(ctx: RequestContext, request: Any, records: bytes) -> int:
+    """Kafka's request-level checks of a partition's batches: an error code, or 0."""
+    attributes = _attributes(records)
+    if ctx.api_version < 7 and any(a & 0x07 == ZSTD for a in attributes):
+        # zstd needs Produce v7 (and Fetch v10 to read it back)
+        return UNSUPPORTED_COMPRESSION_TYPE
+    if any(a & TRANSACTIONAL for a in attributes):
+        # CVE-2018-17196: transactional records need the request's transactional id ...
+        if request.transactional_id is None:
+            return TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+        # ... and a transaction; with no transaction coordinator there is none, and
+        # records no one will commit or abort must not reach read_committed consumers.
+        if getattr(ctx.broker, "transaction_coordinator", None) is None:
+            return INVALID_TXN_STATE
+    return 0
