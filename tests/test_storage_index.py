@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import struct
 from pathlib import Path
@@ -122,3 +123,19 @@ def test_index_classes_directly(tmp_path: Path):
     assert tix.start_offset_for(10) == 100
     assert tix.start_offset_for(99) == 103
     tix.close()
+
+
+def test_active_index_grows_in_fallocated_steps(tmp_path: Path):
+    from fastlog.index import INDEX_GROWTH_BYTES
+
+    with Log(tmp_path, index_interval_bytes=0, segment_index_bytes=10 << 20) as log:
+        for _ in range(20_000):  # an entry per batch from the second on
+            log.append(b"x")
+        idx = log.active_segment.offset_index
+        size = idx.path.stat().st_size
+        assert idx.entries == 19_999
+        assert idx.entries * 8 <= size <= idx.entries * 8 + INDEX_GROWTH_BYTES
+        assert os.stat(idx.path).st_blocks * 512 >= size  # allocated, not sparse
+        assert log.offset_for_timestamp(0) == 0
+        assert [r.offset for r in log.read(12_345, max_records=1)] == [12_345]
+    assert (tmp_path / f"{0:020d}.index").stat().st_size == 19_999 * 8

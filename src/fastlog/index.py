@@ -4,9 +4,11 @@ Layout (big-endian, as Kafka writes them):
   .index      8-byte entries: int32 offset relative to the segment base, int32 file position
   .timeindex 12-byte entries: int64 timestamp, int32 relative offset
 
-Like Kafka, the index of the active segment is preallocated to ``segment.index.bytes``
-(a sparse file) and memory-mapped; entries are written through the mapping. When the segment
-stops being active (roll) or the log closes, the file is trimmed to its entries, so an
+The index of the active segment is memory-mapped and entries are written through the
+mapping. Kafka preallocates the whole ``segment.index.bytes`` as a sparse file; fastlog
+preallocates in 64 KiB steps with fallocate(2) (up to ``segment.index.bytes``), because a
+store into a sparse mapped page on a full disk kills the process with SIGBUS. When the
+segment stops being active (roll) or the log closes, the file is trimmed to its entries, so an
 inactive index's file length is exactly ``entries * entry_size``. After an unclean shutdown
 the active index is still full-length (trailing zeros): ``sanity_check`` rejects it and the
 log rebuilds it from the segment (Kafka does the same).
@@ -18,6 +20,7 @@ searches it would fail.
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 import struct
@@ -31,6 +34,7 @@ from fastlog.errors import CorruptRecordError
 _OFF = struct.Struct(">ii")
 _TIME = struct.Struct(">qi")
 _INT32_MAX = 2**31 - 1
+INDEX_GROWTH_BYTES = 64 * 1024  # mapped and fallocated in steps of this much
 
 
 class _MappedIndex:
@@ -94,19 +98,39 @@ class _MappedIndex:
 
     def _resize(self, length: int) -> None:
         fd = self._ensure_fd()
-        if length == self._length and os.fstat(fd).st_size == length:
+        old = os.fstat(fd).st_size
+        if length == self._length and old == length:
             return
         if isinstance(self._mm, mmap.mmap):
             self._mm.close()
         self._mm = None
         os.ftruncate(fd, length)
+        if length > old:
+            # reserve the blocks now: a store into a sparse mapped page on a full disk is
+            # SIGBUS, an ENOSPC here is an OSError
+            try:
+                os.posix_fallocate(fd, old, length - old)
+            except OSError as e:
+                if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                    os.ftruncate(fd, old)
+                    self._map(old)
+                    raise
         self._map(length)
 
     def make_active(self, max_index_size: int) -> None:
-        """Preallocate to segment.index.bytes so appends write through the mapping."""
-        self._max_entries = max(1, max_index_size // self.entry_size)
-        self._max_entries = max(self._max_entries, self.entries)
-        self._resize(self._max_entries * self.entry_size)
+        """Map the index for appends, up to segment.index.bytes.
+
+        Kafka preallocates the whole segment.index.bytes (sparse); fastlog maps and
+        fallocates it in steps of INDEX_GROWTH_BYTES, so that a full disk is an error at
+        growth time, never a SIGBUS on a store into the mapping.
+        """
+        self._max_entries = max(1, max_index_size // self.entry_size, self.entries)
+        self._resize(self._grown_length(self.entries))
+
+    def _grown_length(self, entries: int) -> int:
+        step = max(INDEX_GROWTH_BYTES // self.entry_size, 1)
+        want = min((entries // step + 1) * step, max(self._max_entries, entries + 1))
+        return max(want, entries + 1) * self.entry_size
 
     def trim(self) -> None:
         """Shrink the file to its entries (roll, close)."""
@@ -123,9 +147,7 @@ class _MappedIndex:
 
     def _ensure_room(self) -> None:
         if (self.entries + 1) * self.entry_size > self._length:
-            # an inactive index being rebuilt (recovery, cleaner): grow in steps
-            self._max_entries = max(self._max_entries, self.entries + 1)
-            self._resize(max(self._length * 2, (self.entries + 64) * self.entry_size))
+            self._resize(self._grown_length(self.entries))
 
     def reset(self) -> None:
         self.entries = 0
