@@ -13,6 +13,10 @@ znode is active and bumps ``/controller_epoch``. The active controller watches
   returning member is elected cleanly,
 - elects a leader for an offline partition as soon as an ISR member comes back.
 
+A broker whose data directory fails (disk full, I/O error) writes a log dir failure event
+(``/log_dir_event_notification``); the controller then treats it as dead for leadership and
+ISR membership until it registers again.
+
 Every leader.imbalance.check.interval.seconds (auto.leader.rebalance.enable) it also moves
 leadership back to preferred replicas (the first of each assignment) when a broker's share of
 preferred partitions led elsewhere passes leader.imbalance.per.broker.percentage.
@@ -52,6 +56,7 @@ log = logging.getLogger(__name__)
 CONTROLLER = "/controller"
 CONTROLLER_EPOCH = "/controller_epoch"
 CONFIG_CHANGES = "/config/changes"
+LOG_DIR_EVENTS = "/log_dir_event_notification"
 
 
 def decide(
@@ -122,6 +127,8 @@ class KafkaController:
             self._events.put("brokers")
         elif event.path == CONFIG_CHANGES:
             self._events.put("configs")
+        elif event.path == LOG_DIR_EVENTS:
+            self._events.put("brokers")
 
     def _setting(self, name: str, default: Any) -> Any:
         cfg = self.store.broker_config
@@ -217,6 +224,28 @@ class KafkaController:
             except BadVersionError:
                 continue
 
+    def _offline_log_dirs(self) -> set[int]:
+        """Brokers whose data directory failed since they registered (Kafka's log dir
+        failure events); older events (the broker restarted since) are deleted."""
+        self.zk.ensure_path(LOG_DIR_EVENTS)
+        offline: set[int] = set()
+        for child in self.zk.get_children(LOG_DIR_EVENTS, watch=self._watch):
+            path = f"{LOG_DIR_EVENTS}/{child}"
+            try:
+                data, stat = self.zk.get(path)
+                node = int(json.loads(data.decode())["broker"])
+                reg = self.zk.exists(f"/brokers/ids/{node}")
+            except (NoNodeError, ValueError, KeyError):
+                continue
+            if reg is not None and stat.czxid > reg.czxid:
+                offline.add(node)
+            elif reg is not None:
+                try:
+                    self.zk.delete(path)  # the broker registered again since: stale
+                except NoNodeError:
+                    pass
+        return offline
+
     def _config_changes(self) -> None:
         """A topic config changed (unclean.leader.election.enable may now allow electing an
         offline partition's leader): consume the notifications and reconcile."""
@@ -262,6 +291,7 @@ class KafkaController:
         """Bring every partition's state in line with the live brokers; returns the number
         of partitions changed."""
         live = {int(c) for c in self.zk.get_children("/brokers/ids", watch=self._watch)}
+        live -= self._offline_log_dirs()
         changed = 0
         unclean_cache: dict[str, bool] = {}
         for topic, index, replicas in self._partitions():

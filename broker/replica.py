@@ -312,6 +312,10 @@ class Partition:
         except (OSError, errors.FastlogError) as exc:
             log.error("append to %s failed: %s", self, exc)
             result.error_code, result.error_message = KAFKA_STORAGE_ERROR, str(exc)
+            if isinstance(exc, OSError):  # disk full, I/O error: the log dir is offline
+                failed = getattr(self.manager.broker.metadata, "log_dir_failed", None)
+                if failed is not None:
+                    failed(str(exc))
             return result
         result.base_offset = info.first_offset
         result.log_append_time = log_append_time

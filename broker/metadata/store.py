@@ -183,6 +183,10 @@ class MetadataStore(ABC):
     def controlled_shutdown(self) -> None:  # noqa: B027 - optional hook
         """Before a clean stop: move leadership of this broker's partitions elsewhere."""
 
+    def log_dir_failed(self, reason: str) -> None:  # noqa: B027 - optional hook
+        """The data directory failed (disk full, I/O error); cluster stores move leadership
+        of this broker's partitions elsewhere."""
+
     # -- producer ids --------------------------------------------------------------------
     @abstractmethod
     def allocate_producer_ids(self, count: int) -> int:

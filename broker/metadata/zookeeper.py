@@ -9,6 +9,7 @@ Owns the znodes a broker reads and writes (the layout Kafka 2.x/3.x uses with Zo
                                                  "controller_epoch":1,"version":1}
     /config/topics/<T>                          {"version":1,"config":{...}}
     /config/changes/config_change_<seq>         {"version":2,"entity_path":"topics/<T>"}
+    /log_dir_event_notification/log_dir_event_<seq>  {"version":1,"broker":N,"event":1}
     /controller, /controller_epoch              (broker/controller.py)
     /latest_producer_id_block                   producer id blocks, allocated by CAS
 
@@ -68,6 +69,7 @@ log = logging.getLogger(__name__)
 MAX_PARTITIONS = 100_000
 PRODUCER_ID_BLOCK = "/latest_producer_id_block"
 CONFIG_CHANGES = "/config/changes"
+LOG_DIR_EVENTS = "/log_dir_event_notification"
 
 
 class ZooKeeperUnavailableError(MetadataError):
@@ -954,6 +956,28 @@ class ZooKeeperMetadataStore(MetadataStore):
                 continue
             except KazooException as exc:
                 raise ZooKeeperUnavailableError(f"ZooKeeper unavailable: {exc}") from None
+
+    # -- log directory failure ------------------------------------------------------------
+    def log_dir_failed(self, reason: str) -> None:
+        """The data directory failed (disk full, I/O error): tell the controller, which moves
+        leadership of this broker's partitions elsewhere and drops it from their ISRs until
+        it registers again (restart). Kafka's log dir failure event; sent once."""
+        if self._log_dir_offline:
+            return
+        self._log_dir_offline = True
+        log.error("log directory offline (%s): asking the controller to move leadership", reason)
+        try:
+            self.zk.create(
+                LOG_DIR_EVENTS + "/log_dir_event_",
+                encode({"version": 1, "broker": self.node_id, "event": 1}),
+                sequence=True,
+                makepath=True,
+            )
+        except KazooException as exc:
+            log.error("cannot announce the log directory failure: %s", exc)
+            self._log_dir_offline = False
+
+    _log_dir_offline = False
 
     # -- shutdown ------------------------------------------------------------------------
     def controlled_shutdown(self, timeout: float = 10.0) -> None:
