@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from support import BrokerProcess
 
@@ -126,7 +125,3 @@ class NetnsBroker(BrokerProcess):
             except OSError:
                 time.sleep(0.05)
         raise TimeoutError(f"broker {self.node} not listening after {timeout}s")
-
-
-def log_dir(path: Path) -> Path:
-    return path

@@ -86,3 +86,40 @@ def test_rack_aware_assignment(zookeeper, tmp_path) -> None:
             assert {racks[r] for r in reps} == {"a", "b"}, reps
     finally:
         c.stop()
+
+
+def test_cli_options_and_config_file(tmp_path) -> None:
+    from broker.server_cli import build_config
+
+    cfg = build_config(None, (), str(tmp_path), None, None, 7, "zk1:2181,zk2:2181/kafka")
+    assert cfg.node_id == 7 and cfg.get("zookeeper.connect") == "zk1:2181,zk2:2181/kafka"
+    props = tmp_path / "server.properties"
+    props.write_text("node.id=4\nzookeeper.connect=127.0.0.1:2181/x\nbroker.rack=r1\n")
+    cfg = build_config(str(props), (), str(tmp_path), None, None)
+    assert (cfg.node_id, cfg.get("zookeeper.connect"), cfg.get("broker.rack")) == (
+        4,
+        "127.0.0.1:2181/x",
+        "r1",
+    )
+
+
+def test_unreachable_zookeeper_is_a_clear_error(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from support import free_port
+
+    r = subprocess.run(
+        [
+            sys.executable, "-m", "broker", "--node-id", "1",
+            "--zookeeper", f"127.0.0.1:{free_port()}",
+            "--override", "zookeeper.connection.timeout.ms=1500",
+            "--data-dir", str(tmp_path / "d"), "--port", str(free_port()),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 1
+    assert "cannot connect to ZooKeeper at 127.0.0.1:" in r.stderr
+    assert "Traceback" not in r.stderr
