@@ -220,6 +220,7 @@ OPS = st.lists(
         st.tuples(st.just("truncate"), st.integers(min_value=0, max_value=60)),
         st.tuples(st.just("delete_before"), st.integers(min_value=0, max_value=60)),
         st.tuples(st.just("reopen"), st.none()),
+        st.tuples(st.just("view"), st.none()),
     ),
     max_size=30,
 )
@@ -273,6 +274,12 @@ def test_operations_against_a_model(tmp_path_factory, ops):
             elif op == "reopen":
                 log.close()
                 log = Log(d, **cfg)
+            elif op == "view":
+                # a read-only view opened beside the writer sees the same records
+                with Log(d, read_only=True, **cfg) as view:
+                    got = [(r.offset, r.key, r.value) for r in view.read()]
+                    assert got == [(o, *model[o]) for o in sorted(model)]
+                    assert view.end_offset == end
             assert (log.start_offset, log.end_offset) == (start, end)
             got = [(r.offset, r.key, r.value) for r in log.read()]
             assert got == [(o, *model[o]) for o in sorted(model)]
