@@ -3,6 +3,7 @@ checks (CVE-2018-1288) on three real brokers and a real ZooKeeper."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 import signal
@@ -282,3 +283,32 @@ def test_follower_behind_the_leaders_log_start_restarts_there(cluster: Cluster) 
     with Log(cluster.brokers[away].data_dir / "behind-0") as log:
         assert log.start_offset == 8
         assert [(r.offset, r.value) for r in log.read(8)] == [(8, b"m8"), (9, b"m9")]
+
+
+def test_acks_all_times_out_while_the_isr_lags(cluster: Cluster) -> None:
+    """acks=all waits for every ISR member; frozen followers still in the ISR (within
+    replica.lag.time.max.ms) make it REQUEST_TIMED_OUT after the request's timeout, while
+    acks=1 is answered at once. When they come back the record is committed."""
+    import time
+
+    create(cluster, "slow", **{"min.insync.replicas": "2"})
+    leader = cluster.leader("slow", 0)
+    followers = [n for n in cluster.brokers if n != leader]
+    for n in followers:
+        os.kill(cluster.brokers[n].proc.pid, signal.SIGSTOP)
+    c = RawClient(cluster.brokers[leader].bootstrap)
+    try:
+        time.sleep(1.5)  # their in-flight long polls expire
+        req = produce_request(9, "slow", 0, batch([b"x"]), acks=-1)
+        req = dataclasses.replace(req, timeout=datetime.timedelta(milliseconds=1000))
+        t0 = time.monotonic()
+        r = partition_response(c.call(req))
+        assert r.error_code.value == 7  # REQUEST_TIMED_OUT
+        assert time.monotonic() - t0 >= 0.9
+        r = partition_response(c.call(produce_request(9, "slow", 0, batch([b"y"]), acks=1)))
+        assert (r.error_code.value, r.base_offset) == (0, 1)
+    finally:
+        for n in followers:
+            os.kill(cluster.brokers[n].proc.pid, signal.SIGCONT)
+        c.close()
+    wait_until(lambda: list_offsets_code(cluster, leader, "slow") == (0, 2), 15, "HW 2")
