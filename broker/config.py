@@ -117,6 +117,11 @@ KEYS: dict[str, Key] = {
         Key("group.min.session.timeout.ms", int, 6000, "Smallest session timeout allowed."),
         Key("group.max.session.timeout.ms", int, 1800000, "Largest session timeout allowed."),
         Key("replica.lag.time.max.ms", int, 30000, "A follower behind this long leaves the ISR."),
+        Key("replica.fetch.wait.max.ms", int, 500, "Longest wait of a follower's fetch."),
+        Key("replica.fetch.max.bytes", int, 1048576, "Bytes per partition per follower fetch."),
+        Key("replica.fetch.response.max.bytes", int, 10485760, "Bytes per follower fetch."),
+        Key("replica.fetch.backoff.ms", int, 1000, "Wait after a failed follower fetch."),
+        Key("replica.socket.timeout.ms", int, 30000, "Follower request timeout."),
         Key(
             "zookeeper.connect",
             str,
