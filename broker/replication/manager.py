@@ -107,6 +107,10 @@ class ReplicationManager:
                 (Path(p.path) / "leader-epoch-checkpoint").unlink(missing_ok=True)
                 cache = LeaderEpochFileCache(p.path)
             cache.rebuild(p.read_batches(p.log.start_offset))
+        # Recovery may have cut a torn tail; retention may have moved the start (as Kafka
+        # does when it loads a log).
+        cache.truncate_from_end(p.log.end_offset)
+        cache.truncate_from_start(p.log.start_offset)
         return cache
 
     def _partitions(self) -> list[Any]:
