@@ -142,11 +142,11 @@ def _attributes(records: bytes) -> list[int]:
     out = []
     pos = 0
     n = len(records)
-    while pos + 23 <= n:
-        out.append(int.from_bytes(records[pos + 21 : pos + 23], "big"))
+    while pos + 61 <= n:
         length = int.from_bytes(records[pos + 8 : pos + 12], "big", signed=True)
-        if length <= 0:
-            break
+        if length < 49 or pos + 12 + length > n:
+            break  # not a whole batch: the append answers CORRUPT_MESSAGE
+        out.append(int.from_bytes(records[pos + 21 : pos + 23], "big"))
         pos += 12 + length
     return out
 
