@@ -123,3 +123,42 @@ def test_unreachable_zookeeper_is_a_clear_error(tmp_path) -> None:
     assert r.returncode == 1
     assert "cannot connect to ZooKeeper at 127.0.0.1:" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_admin_changes_reach_every_broker(cluster: Cluster) -> None:
+    """CreatePartitions, AlterConfigs and DeleteTopics on one broker: ZooKeeper and every
+    other broker's view follow."""
+    from confluent_kafka.admin import ConfigResource, NewPartitions
+
+    admin = AdminClient({"bootstrap.servers": cluster.brokers[1].bootstrap})
+    admin.create_topics([NewTopic("grow", 2, 3)])["grow"].result(15)
+    admin.create_partitions([NewPartitions("grow", 5)])["grow"].result(15)
+    assignment = cluster.assignment("grow")
+    assert sorted(assignment) == list(range(5))
+    for p in range(5):
+        assert cluster.state("grow", p)["isr"] == assignment[p]
+    res = ConfigResource("topic", "grow", set_config={"retention.ms": "123456"})
+    admin.alter_configs([res])[res].result(15)
+    assert json.loads(cluster.zk.get("/config/topics/grow")[0])["config"] == {
+        "retention.ms": "123456"
+    }
+    for node in (2, 3):
+        other = AdminClient({"bootstrap.servers": cluster.brokers[node].bootstrap})
+
+        def synced(other=other):
+            parts = other.list_topics("grow", timeout=10).topics["grow"].partitions
+            res = ConfigResource("topic", "grow")
+            cfg = other.describe_configs([res])[res].result(10)
+            return len(parts) == 5 and cfg["retention.ms"].value == "123456"
+
+        wait_until(synced, 10, f"broker {node} sees the new partitions and config")
+    data_dirs = [b.data_dir for b in cluster.brokers.values()]
+    assert all((d / "grow-4").is_dir() for d in data_dirs)
+    admin.delete_topics(["grow"])["grow"].result(15)
+    assert cluster.zk.exists("/brokers/topics/grow") is None
+    assert cluster.zk.exists("/config/topics/grow") is None
+    wait_until(
+        lambda: not any((d / f"grow-{p}").exists() for d in data_dirs for p in range(5)),
+        10,
+        "every broker deleted its replicas",
+    )
