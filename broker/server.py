@@ -206,6 +206,9 @@ class Broker:
             )
         )
         await self._start_coordinator()
+        from broker.reassignment import install as install_reassignment
+
+        install_reassignment(self)  # reassignment, elections, logs of moved-away replicas
         self._start_metrics()
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._maintenance_loop()))
