@@ -121,6 +121,8 @@ class Partition:
         self.leader_epoch_cache: Any = None
         self.replication: Any = None
 
+    offline = False  # set when its log dir fails (broker/log_dirs.py)
+
     def __repr__(self) -> str:
         return f"Partition({self.topic}-{self.index})"
 
@@ -201,6 +203,9 @@ class Partition:
         result = AppendResult(log_start_offset=-1)
         if self.deleted:
             result.error_code = UNKNOWN_TOPIC_OR_PARTITION
+            return result
+        if self.offline:  # its log dir failed (broker/log_dirs.py)
+            result.error_code = KAFKA_STORAGE_ERROR
             return result
         r = self.replication
         if r is not None and (not r.is_leader or r.fenced):
@@ -313,9 +318,9 @@ class Partition:
             log.error("append to %s failed: %s", self, exc)
             result.error_code, result.error_message = KAFKA_STORAGE_ERROR, str(exc)
             if isinstance(exc, OSError):  # disk full, I/O error: the log dir is offline
-                failed = getattr(self.manager.broker.metadata, "log_dir_failed", None)
-                if failed is not None:
-                    failed(str(exc))
+                from broker.log_dirs import log_dir_failed
+
+                log_dir_failed(self.manager, exc)
             return result
         result.base_offset = info.first_offset
         result.log_append_time = log_append_time

@@ -295,7 +295,13 @@ class ReplicaFetcher:
                     continue
                 try:
                     self._append(p, pd)
-                except (OSError, FastlogError) as exc:
+                except OSError as exc:
+                    # disk full, I/O error: the log dir goes offline, no retrying into it
+                    from broker.log_dirs import log_dir_failed
+
+                    log.warning("%s: cannot append from leader %d: %s", p, self.leader_id, exc)
+                    log_dir_failed(self.manager.replication.broker.replica_manager, exc)
+                except FastlogError as exc:
                     # e.g. batches that do not follow our end: find the divergence again
                     log.warning("%s: cannot append from leader %d: %s", p, self.leader_id, exc)
                     s.needs_truncation = True

@@ -211,7 +211,7 @@ class ReplicationManager:
     def _apply_state(self, p: Any, info: Any = None) -> None:
         """Bring one partition in line with its metadata (leader, epoch, ISR)."""
         r: PartitionReplication | None = getattr(p, "replication", None)
-        if r is None:
+        if r is None or getattr(p, "offline", False):  # its log dir failed (broker/log_dirs.py)
             return
         if info is None:
             topic = self.broker.metadata.topic(p.topic)
