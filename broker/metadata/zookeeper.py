@@ -75,7 +75,7 @@ LOG_DIR_EVENTS = "/log_dir_event_notification"
 class ZooKeeperUnavailableError(MetadataError):
     """ZooKeeper could not be reached (or the session was lost) while changing metadata."""
 
-    error_code = 15  # COORDINATOR_NOT_AVAILABLE-ish; Kafka answers with a retriable error
+    error_code = 7  # REQUEST_TIMED_OUT: retriable, what Kafka answers when ZooKeeper is away
 
 
 # -- znode paths and payloads (Kafka's formats) ---------------------------------------------
@@ -305,7 +305,7 @@ class ZooKeeperMetadataStore(MetadataStore):
             hosts=hosts + chroot,
             timeout=self.session_timeout,
             connection_retry=KazooRetry(max_tries=-1, max_delay=1.0),
-            command_retry=KazooRetry(max_tries=5, delay=0.1, max_delay=1.0, deadline=10.0),
+            command_retry=KazooRetry(max_tries=3, delay=0.1, max_delay=1.0, deadline=5.0),
         )
         try:
             self.zk.start(timeout=conn_timeout)
@@ -741,6 +741,12 @@ class ZooKeeperMetadataStore(MetadataStore):
     def topic_by_id(self, topic_id: uuid.UUID) -> TopicInfo | None:
         return self._by_id.get(topic_id)
 
+    def _require_connected(self) -> None:
+        """Fail fast while ZooKeeper is away: a call would otherwise wait for the reconnect
+        on the broker's event loop. Cached metadata keeps serving meanwhile."""
+        if not self.zk.connected:
+            raise ZooKeeperUnavailableError("ZooKeeper is not reachable; retry later")
+
     def _live_brokers(self) -> list[BrokerInfo]:
         try:
             return list(self._read_brokers().values())
@@ -758,6 +764,7 @@ class ZooKeeperMetadataStore(MetadataStore):
         validate_only: bool = False,
     ) -> TopicInfo:
         validate_topic_name(name)
+        self._require_connected()
         if name in self._topics:
             raise TopicAlreadyExistsError(f"topic {name!r} already exists")
         collides = name.replace(".", "_")
@@ -805,6 +812,7 @@ class ZooKeeperMetadataStore(MetadataStore):
         info = self._topics.get(name)
         if info is None:
             raise UnknownTopicError(f"topic {name!r} does not exist")
+        self._require_connected()
         try:
             # Kafka queues /admin/delete_topics/T for the controller; the effect (every broker
             # deletes its replicas when the topic's znode goes) is the same done directly.
@@ -822,6 +830,7 @@ class ZooKeeperMetadataStore(MetadataStore):
         info = self._topics.get(name)
         if info is None:
             raise UnknownTopicError(f"topic {name!r} does not exist")
+        self._require_connected()
         try:
             data, stat = self.zk.get(topic_path(name))
         except NoNodeError:
@@ -872,6 +881,7 @@ class ZooKeeperMetadataStore(MetadataStore):
         info = self._topics.get(name)
         if info is None:
             raise UnknownTopicError(f"topic {name!r} does not exist")
+        self._require_connected()
         cfg = {k: str(v) for k, v in configs.items() if v is not None}
         payload = encode({"version": 1, "config": cfg})
         try:
@@ -898,6 +908,7 @@ class ZooKeeperMetadataStore(MetadataStore):
     ) -> PartitionInfo:
         """The leader's ISR change, as a versioned setData of the state znode; raises
         FencedLeaderEpochError when another leader was elected meanwhile."""
+        self._require_connected()
         path = state_path(topic, index)
         while True:
             try:
@@ -930,6 +941,7 @@ class ZooKeeperMetadataStore(MetadataStore):
 
     # -- producer ids --------------------------------------------------------------------
     def allocate_producer_ids(self, count: int) -> int:
+        self._require_connected()
         while True:
             try:
                 data, stat = self.zk.get(PRODUCER_ID_BLOCK)
