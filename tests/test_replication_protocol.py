@@ -79,3 +79,28 @@ def test_api_versions_advertises_offset_for_leader_epoch(client: RawClient) -> N
     r = client.call(request(18, 3, client_software_name="raw-test", client_software_version="1"))
     (k,) = [k for k in r.api_keys if k.api_key == 23]
     assert (k.min_version, k.max_version) == (0, 4)
+
+
+def test_damaged_or_missing_checkpoint_is_rebuilt_from_the_log(make_broker) -> None:
+    b = make_broker()
+    c = RawClient(b.bootstrap)
+    try:
+        for _ in range(2):
+            r = c.call(produce_request(9, "rebuild", 0, batch([b"a", b"b", b"c"])))
+            assert partition_response(r).error_code.value == 0
+    finally:
+        c.close()
+    checkpoint = b.data_dir / "rebuild-0" / "leader-epoch-checkpoint"
+    for damage in ("0\n5\n0 0\n", None):
+        b.stop()
+        if damage is None:
+            checkpoint.unlink()
+        else:
+            checkpoint.write_text(damage)
+        b.start()
+        c = RawClient(b.bootstrap)
+        try:
+            assert answer(c, epoch_request(4, "rebuild", 0)) == (0, 0, 6)
+        finally:
+            c.close()
+        assert checkpoint.read_text() == "0\n1\n0 0\n"
