@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fastlog import _core
 from fastlog.leader_epoch import (
@@ -106,3 +109,44 @@ def test_rebuild_and_assign_batches_from_a_real_log(tmp_path: Path) -> None:
         assert other.entries() == cache.entries()
     finally:
         log.close()
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    ops=st.lists(
+        st.one_of(
+            st.tuples(st.just("append"), st.integers(1, 5), st.integers(0, 3)),
+            st.tuples(st.just("truncate"), st.integers(0, 40), st.just(0)),
+        ),
+        max_size=30,
+    )
+)
+def test_cache_matches_the_epochs_of_the_log(tmp_path: Path, ops) -> None:
+    """A log's records carry epochs; maintaining the cache as leaders and followers do
+    (assign at each new epoch's first offset, truncate with the log) keeps it answering
+    which epoch wrote each offset and where each epoch ends."""
+    d = Path(tempfile.mkdtemp(dir=tmp_path))
+    cache = LeaderEpochFileCache(d, sync=False)
+    epochs: list[int] = []  # epoch of each offset, the model
+    current = 0
+    for op, a, b in ops:
+        if op == "append":
+            current += b  # epochs never go back while appending
+            if not epochs or current > epochs[-1]:
+                cache.assign(current, len(epochs))
+            epochs += [current] * a
+        else:
+            end = min(a, len(epochs))
+            del epochs[end:]
+            cache.truncate_from_end(end)
+            current = max(current, epochs[-1] if epochs else 0)
+    leo = len(epochs)
+    for offset, epoch in enumerate(epochs):
+        assert cache.epoch_for_offset(offset) == epoch
+    for epoch in set(epochs):
+        later = [o for o, e in enumerate(epochs) if e > epoch]
+        expected_end = later[0] if later else leo
+        assert cache.end_offset_for(epoch, leo) == (epoch, expected_end)
+    assert LeaderEpochFileCache(d).entries() == cache.entries()
