@@ -108,8 +108,9 @@ class ReplicationManager:
                 cache = LeaderEpochFileCache(p.path)
             cache.rebuild(p.read_batches(p.log.start_offset))
         # Recovery may have cut a torn tail; retention may have moved the start (as Kafka
-        # does when it loads a log).
-        cache.truncate_from_end(p.log.end_offset)
+        # does when it loads a log). An epoch starting right at the end stays: it is the
+        # current one with nothing written yet.
+        cache.truncate_from_end(p.log.end_offset + 1)
         cache.truncate_from_start(p.log.start_offset)
         return cache
 
