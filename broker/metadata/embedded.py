@@ -11,6 +11,7 @@ import base64
 import json
 import logging
 import os
+import resource
 import threading
 import uuid
 from collections.abc import Mapping
@@ -37,6 +38,11 @@ log = logging.getLogger(__name__)
 FILE_NAME = "cluster-metadata.json"
 FORMAT_VERSION = 1
 MAX_PARTITIONS = 100_000  # per topic; guards against a hostile CreateTopics/CreatePartitions
+# Open files a partition holds (measured: its .log and .lock, and two descriptors each for
+# the active .index and .timeindex), and the share of the open-file limit kept for the rest
+# (connections, segments rolled, checkpoints).
+FILES_PER_PARTITION = 6
+RESERVED_FILES_SHARE = 4
 
 
 def new_cluster_id() -> str:
@@ -213,6 +219,7 @@ class EmbeddedMetadataStore(MetadataStore):
                 raise InvalidPartitionsError(
                     f"number of partitions must be between 1 and {MAX_PARTITIONS}, got {partitions}"
                 )
+            self._check_open_files(partitions)
             info = TopicInfo(
                 name=name,
                 topic_id=uuid.uuid4(),
@@ -228,6 +235,22 @@ class EmbeddedMetadataStore(MetadataStore):
         log.info("created topic %s (%d partitions, id %s)", name, partitions, info.topic_id)
         self._notify("on_topic_created", info)
         return info
+
+    def _check_open_files(self, adding: int) -> None:
+        """Refuse partitions this process could not keep open: past its open-file limit the
+        broker can neither accept connections nor append, and with the partitions in its
+        metadata it cannot start again (one unauthenticated CreateTopics would do it)."""
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft == resource.RLIM_INFINITY:
+            return
+        budget = (soft - max(64, soft // RESERVED_FILES_SHARE)) // FILES_PER_PARTITION
+        hosted = sum(len(t.partitions) for t in self._topics.values())
+        if hosted + adding > budget:
+            raise InvalidPartitionsError(
+                f"{hosted + adding} partitions would need about "
+                f"{(hosted + adding) * FILES_PER_PARTITION} open files; this broker's limit "
+                f"(ulimit -n) is {soft}, enough for {budget} partitions ({hosted} exist)"
+            )
 
     def delete_topic(self, name: str) -> TopicInfo:
         with self._lock:
@@ -252,6 +275,7 @@ class EmbeddedMetadataStore(MetadataStore):
                 )
             if total > MAX_PARTITIONS:
                 raise InvalidPartitionsError(f"at most {MAX_PARTITIONS} partitions")
+            self._check_open_files(total - old)
             rf = len(next(iter(info.partitions.values())).replicas)
             added = self._assign(old, total - old, rf)
             if validate_only:
