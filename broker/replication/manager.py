@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NONE = 0
+UNKNOWN_TOPIC_OR_PARTITION = 3
 NOT_LEADER_OR_FOLLOWER = 6
 REQUEST_TIMED_OUT = 7
 NOT_ENOUGH_REPLICAS = 19
@@ -378,7 +379,9 @@ class ReplicationManager:
             still = []
             for p, result, required in waiting:
                 r = p.replication
-                if not r.is_leader or r.fenced:
+                if p.deleted:
+                    result.error_code = UNKNOWN_TOPIC_OR_PARTITION
+                elif not r.is_leader or r.fenced:
                     result.error_code = NOT_LEADER_OR_FOLLOWER
                 elif r.high_watermark >= required:
                     if len(p.isr) < p.limits.min_insync_replicas:
