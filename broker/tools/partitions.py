@@ -38,6 +38,7 @@ class ReassignAdmin:
             self.client = KafkaAdminClient(
                 bootstrap_servers=bootstrap.split(","),
                 request_timeout_ms=self.timeout_ms + 5000,
+                bootstrap_timeout_ms=self.timeout_ms,
                 client_id="fastlog-partitions",
             )
         except Exception as exc:  # noqa: BLE001 - kafka-python raises many kinds
@@ -271,8 +272,8 @@ def _report(errors: dict[tuple[str, int], str]) -> None:
 def list_reassignments(topics: tuple[str, ...], bootstrap_server: str, timeout: float) -> None:
     """List the reassignments in flight."""
     wanted = None
+    admin = Admin(bootstrap_server, timeout)  # fails fast, in one line, when unreachable
     if topics:
-        admin = Admin(bootstrap_server, timeout)
         wanted = {t: sorted(admin.topic(t).partitions) for t in topics}
     ra = ReassignAdmin(bootstrap_server, timeout)
     try:

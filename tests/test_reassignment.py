@@ -1,0 +1,181 @@
+"""Partition reassignment and leader elections: the decisions (broker/reassignment.py) and
+the three APIs and the CLI on a single embedded-metadata broker. The cluster behaviour is in
+tests/cluster/test_reassignment.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from confluent_kafka import ElectionType
+from confluent_kafka import TopicPartition as CTP
+from confluent_kafka.admin import AdminClient, NewTopic
+from kafka import TopicPartition as KTP
+from kafka.admin import KafkaAdminClient
+from support import free_port
+
+from broker import reassignment as ra
+from broker.tools.partitions import load_plan, partitions
+
+# -- decisions ------------------------------------------------------------------------------
+
+
+def test_plan_puts_the_target_first() -> None:
+    assert ra.plan([1, 2, 3], [4, 2, 3]) == ([4, 2, 3, 1], [4], [1])
+    assert ra.plan([1, 2, 3], [3, 2, 1]) == ([3, 2, 1], [], [])
+    assert ra.plan([1, 2], [3, 4]) == ([3, 4, 1, 2], [3, 4], [1, 2])
+
+
+def test_ongoing_original_keeps_the_saved_order() -> None:
+    o = ra.Ongoing("t", 0, [4, 3, 1, 2], [4], [2], saved_original=[2, 3, 1])
+    assert o.target == [4, 3, 1]
+    assert o.original == [2, 3, 1]
+    # a saved order that does not match the replica set is ignored (Kafka's RS - adding)
+    assert ra.Ongoing("t", 0, [4, 3, 1, 2], [4], [2], [9, 3, 1]).original == [3, 1, 2]
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [([], "empty"), ([1, 1], "Duplicate"), ([1, 7], "not alive: [7]")],
+)
+def test_check_target_refuses(target: list[int], message: str) -> None:
+    with pytest.raises(ra.ReassignmentError) as exc:
+        ra.check_target(target, {1, 2, 3})
+    assert exc.value.code == ra.INVALID_REPLICA_ASSIGNMENT
+    assert message in str(exc.value)
+
+
+def test_completion_waits_for_the_target_in_the_isr() -> None:
+    o = ra.Ongoing("t", 0, [4, 2, 3, 1], [4], [1])
+    live = {1, 2, 3, 4}
+    assert ra.completion(o, 1, 5, [1, 2, 3], live) is None  # 4 not caught up
+    # the leader is removed: the first live target replica in the ISR leads, epoch + 1
+    assert ra.completion(o, 1, 5, [1, 2, 3, 4], live) == (4, 6, [2, 3, 4])
+    assert ra.completion(o, 1, 5, [1, 2, 3, 4], {1, 2, 3}) == (2, 6, [2, 3, 4])
+    # the leader stays when it is a target replica
+    assert ra.completion(o, 2, 5, [1, 2, 3, 4], live) == (2, 6, [2, 3, 4])
+
+
+def test_elections() -> None:
+    live = {1, 2, 3}
+    assert ra.election(ra.PREFERRED, [1, 2, 3], 2, [1, 2, 3], live) == (1, [1, 2, 3])
+    for args, code in [
+        ((ra.PREFERRED, [1, 2, 3], 1, [1, 2, 3], live), ra.ELECTION_NOT_NEEDED),
+        ((ra.PREFERRED, [1, 2, 3], 2, [2, 3], live), ra.PREFERRED_LEADER_NOT_AVAILABLE),
+        ((ra.PREFERRED, [1, 2, 3], 2, [1, 2, 3], {2, 3}), ra.PREFERRED_LEADER_NOT_AVAILABLE),
+        ((ra.UNCLEAN, [1, 2, 3], 2, [2], live), ra.ELECTION_NOT_NEEDED),
+        ((ra.UNCLEAN, [1, 2, 3], -1, [1], set()), ra.ELIGIBLE_LEADERS_NOT_AVAILABLE),
+        ((7, [1], 1, [1], live), ra.INVALID_REQUEST),
+    ]:
+        with pytest.raises(ra.ReassignmentError) as exc:
+            ra.election(*args)
+        assert exc.value.code == code, args
+    # unclean: an ISR member first, else any live replica with an ISR of itself
+    assert ra.election(ra.UNCLEAN, [1, 2, 3], -1, [1, 3], {2, 3}) == (3, [3])
+    assert ra.election(ra.UNCLEAN, [1, 2, 3], -1, [1], {2, 3}) == (2, [2])
+
+
+def test_imbalance() -> None:
+    states = [
+        ("t", 0, [1, 2], 1, [1, 2]),
+        ("t", 1, [1, 2], 2, [1, 2]),  # broker 1 preferred, led by 2
+        ("t", 2, [2, 1], 2, [2, 1]),
+        ("t", 3, [1, 2], 2, [2]),  # preferred not in the ISR: cannot move
+    ]
+    assert ra.imbalanced(states, {1, 2}, 10) == [("t", 1)]
+    assert ra.imbalanced(states, {1, 2}, 70) == []  # 2 of 3 = 66% <= 70%
+    assert ra.imbalanced(states, {2}, 10) == []  # broker 1 is down
+
+
+def test_load_plan(tmp_path: Path) -> None:
+    f = tmp_path / "plan.json"
+    f.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "partitions": [
+                    {"topic": "a", "partition": 0, "replicas": [1, 2], "log_dirs": ["any", "any"]},
+                    {"topic": "b", "partition": 3, "replicas": [3]},
+                ],
+            }
+        )
+    )
+    assert load_plan(str(f)) == {("a", 0): [1, 2], ("b", 3): [3]}
+    for text, message in [
+        ("{", "is not JSON"),
+        ('{"partitions": [{"topic": "a"}]}', "needs topic, partition and replicas"),
+        ('{"partitions": []}', "no partitions"),
+        (
+            '{"partitions": [{"topic":"a","partition":0,"replicas":[1],"log_dirs":["/d"]}]}',
+            "log_dirs",
+        ),
+    ]:
+        f.write_text(text)
+        result = CliRunner().invoke(partitions, ["reassign", "--reassignment-json-file", str(f)])
+        assert result.exit_code == 1 and message in result.output, result.output
+        assert "Traceback" not in result.output
+
+
+# -- one embedded broker ----------------------------------------------------------------------
+
+
+def test_apis_on_a_single_node(broker) -> None:  # noqa: ANN001
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic("solo", 2, 1)])["solo"].result(15)
+    # preferred election: the only replica already leads
+    res = admin.elect_leaders(ElectionType.PREFERRED, [CTP("solo", 0), CTP("nope", 0)]).result(15)
+    errs = {(tp.topic, tp.partition): e for tp, e in res.items()}
+    assert "ELECTION_NOT_NEEDED" in str(errs[("solo", 0)])
+    assert "UNKNOWN_TOPIC_OR_PART" in str(errs[("nope", 0)])
+    kadmin = KafkaAdminClient(bootstrap_servers=[broker.bootstrap])
+    try:
+        node = admin.list_topics(timeout=10).topics["solo"].partitions[0].replicas[0]
+        errs = kadmin.alter_partition_reassignments(
+            {KTP("solo", 0): [node], KTP("solo", 1): [node, 99], KTP("solo", 5): [node]}
+        )
+        names = {tp.partition: (e.message if e else None) for tp, e in errs.items()}
+        assert names == {
+            0: None,
+            1: "INVALID_REPLICATION_ASSIGNMENT",
+            5: "UNKNOWN_TOPIC_OR_PARTITION",
+        }
+        assert kadmin.list_partition_reassignments() == {}
+        errs = kadmin.alter_partition_reassignments({KTP("solo", 0): None})
+        assert errs[KTP("solo", 0)].message == "NO_REASSIGNMENT_IN_PROGRESS"
+    finally:
+        kadmin.close()
+    result = CliRunner().invoke(partitions, ["list-reassignments", "-b", broker.bootstrap])
+    assert result.exit_code == 0 and "No partition reassignments in progress." in result.output
+    result = CliRunner().invoke(
+        partitions, ["elect-leaders", "--topic", "solo", "--partition", "1", "-b", broker.bootstrap]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Valid replica already elected for partition solo-1" in result.output
+
+
+def test_cli_errors_are_one_line() -> None:
+    port = free_port()
+    cases = [
+        (["reassign", "--topic", "t", "--partition", "0"], 2, "give --topic, --partition"),
+        (["reassign", "--topic", "t", "--partition", "0", "--replicas", "a,b"], 2, "--replicas"),
+        (["elect-leaders"], 2, "give --topic or --all-topic-partitions"),
+        (["elect-leaders", "--topic", "t", "--type", "dirty"], 2, "dirty"),
+        (
+            ["elect-leaders", "--topic", "t", "-b", f"127.0.0.1:{port}", "--timeout", "1"],
+            1,
+            "cannot reach a broker",
+        ),
+        (
+            ["list-reassignments", "-b", f"127.0.0.1:{port}", "--timeout", "1"],
+            1,
+            "error:",
+        ),
+    ]
+    for args, code, text in cases:
+        result = CliRunner().invoke(partitions, args)
+        assert result.exit_code == code, (args, result.output)
+        assert text in result.output, (args, result.output)
+        assert "Traceback" not in result.output
+        assert len(result.output.strip().splitlines()) == 1, result.output
