@@ -420,3 +420,20 @@ def request_topic(name: str):
 
     cls = nested(load_request_schema(3, 4), "MetadataRequestTopic")
     return make(cls, name=name)
+
+
+def test_malformed_request_is_logged_once_with_the_client_id(target: BrokerProcess) -> None:
+    client_id = "hostile-logged-7f3a"
+    with connect(target) as s:
+        # Metadata v9 whose topics array runs past the frame, behind a valid header
+        s.sendall(frame(header_v2(3, 9, 77, client_id) + _uvarint(5) + b"\0"))
+        assert is_closed(s)
+    deadline = time.monotonic() + 5
+    lines: list[str] = []
+    while time.monotonic() < deadline:
+        lines = [ln for ln in target.output().splitlines() if client_id in ln]
+        if lines:
+            break
+        time.sleep(0.05)
+    assert len(lines) == 1, lines
+    assert_alive(target)
