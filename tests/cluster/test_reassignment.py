@@ -218,3 +218,50 @@ def test_auto_leader_rebalance_restores_the_preferred_leader(
             assert c.leader("balanced", p) == c.assignment("balanced")[p][0]
     finally:
         c.stop()
+
+
+def test_unclean_election_of_an_offline_partition(cluster: Cluster) -> None:
+    c = cluster
+    create(c, "offline")
+    a, b, c3 = c.assignment("offline")[0]
+    assert c.leader("offline", 0) == a
+    for n in (b, c3):
+        c.brokers[n].kill()
+    wait_until(lambda: c.state("offline", 0)["isr"] == [a], 30, "ISR of the leader alone")
+    c.brokers[a].kill()  # no broker left, no controller: nobody changes the state now
+    c.start_broker(b)  # the new controller finds no live ISR member: offline
+    wait_until(lambda: c.leader("offline", 0) == -1, 30, "partition offline")
+    time.sleep(1.0)
+    assert c.leader("offline", 0) == -1
+
+    code, out = cli(
+        "elect-leaders", "--topic", "offline", "--type", "preferred", "-b", c.bootstrap_of([b])
+    )
+    assert code == 1 and "PREFERRED_LEADER_NOT_AVAILABLE" in out, out
+    epoch = c.state("offline", 0)["leader_epoch"]
+    code, out = cli(
+        "elect-leaders",
+        "--topic",
+        "offline",
+        "--partition",
+        "0",
+        "--type",
+        "unclean",
+        "-b",
+        c.bootstrap_of([b]),
+    )
+    assert code == 0, out
+    assert "Successfully completed leader election (unclean) for partitions offline-0" in out
+    state = c.state("offline", 0)
+    assert (state["leader"], state["isr"], state["leader_epoch"]) == (b, [b], epoch + 1)
+    code, out = cli(
+        "elect-leaders", "--topic", "offline", "--type", "unclean", "-b", c.bootstrap_of([b])
+    )
+    assert code == 0 and "Valid replica already elected" in out, out
+
+    from confluent_kafka import Producer
+
+    p = Producer({"bootstrap.servers": c.bootstrap_of([b]), "acks": "1"})
+    acked = []
+    p.produce("offline", b"after", partition=0, on_delivery=lambda e, m: acked.append(e is None))
+    assert p.flush(20) == 0 and acked == [True]
