@@ -73,6 +73,10 @@ def readers_reject_or_accept(buf: bytes) -> None:
         lambda: _core.decode_records(buf),
         lambda: _core.iter_records(buf),
         lambda: _core.decode_records(buf, max_uncompressed=4096),
+        lambda: _core.decode_records(buf, validate_crc=False),
+        # records below start_offset are hopped over by their length, not decoded
+        lambda: _core.iter_records(buf, start_offset=3, validate_crc=False),
+        lambda: _core.iter_records(buf, start_offset=1, max_records=1),
     ):
         try:
             fn()
@@ -208,6 +212,46 @@ def test_validate_crc_false_skips_only_the_crc() -> None:
     bad = make_batch(b"", 0, crc=1)
     assert len(_core.scan_batches(bad, validate_crc=False)) == 1
     assert _core.valid_prefix_length(bad, validate_crc=False) == len(bad)
+
+
+def test_decode_without_the_crc_check_still_checks_bounds() -> None:
+    bad_crc = GOOD[:17] + bytes(4) + GOOD[21:]
+    with pytest.raises(_core.CorruptRecordError, match="CRC"):
+        _core.decode_records(bad_crc)
+    with pytest.raises(_core.CorruptRecordError, match="CRC"):
+        _core.iter_records(bad_crc)
+    assert _core.decode_records(bad_crc, validate_crc=False) == _core.decode_records(GOOD)
+    assert _core.iter_records(bad_crc, validate_crc=False) == _core.iter_records(GOOD)
+    hostile = make_batch(varint(2**30) + VALID_BODY, 1, last_offset_delta=9, crc=1)
+    with pytest.raises(_core.CorruptRecordError, match="exceeds"):
+        _core.decode_records(hostile, validate_crc=False)
+    with pytest.raises(_core.CorruptRecordError, match="exceeds"):
+        _core.iter_records(hostile, start_offset=5, validate_crc=False)
+
+
+def test_skipped_records_hop_by_length_and_keep_offset_gaps() -> None:
+    def body(offset_delta: int, value: bytes) -> bytes:
+        return (
+            b"\x00\x00" + varint(offset_delta) + varint(-1) + varint(len(value)) + value + b"\x00"
+        )
+
+    # a compacted batch: offset deltas 0, 5, 9 (gaps), lastOffsetDelta 9
+    payload = record(body(0, b"a")) + record(body(5, b"b")) + record(body(9, b"c"))
+    batch = make_batch(payload, 3, last_offset_delta=9, base_offset=100)
+    assert [r[0] for r in _core.iter_records(batch)] == [100, 105, 109]
+    assert [r[3] for r in _core.iter_records(batch, start_offset=101)] == [b"b", b"c"]
+    assert [r[3] for r in _core.iter_records(batch, start_offset=106, max_records=1)] == [b"c"]
+    assert _core.iter_records(batch, start_offset=110) == []
+    # a skipped record's fields past offsetDelta are not decoded (as a fetch skips them), but
+    # its length still has to fit the batch
+    broken = record(b"\x00\x00" + varint(0) + varint(-7)) + record(body(1, b"z"))
+    batch = make_batch(broken, 2)
+    with pytest.raises(_core.CorruptRecordError, match="key length"):
+        _core.iter_records(batch)
+    assert [r[3] for r in _core.iter_records(batch, start_offset=1)] == [b"z"]
+    past_end = varint(500) + b"\x00\x00" + varint(0) + record(body(1, b"z"))
+    with pytest.raises(_core.CorruptRecordError, match="exceeds"):
+        _core.iter_records(make_batch(past_end, 2), start_offset=1)
 
 
 VALID_BODY = (

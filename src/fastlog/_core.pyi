@@ -161,6 +161,7 @@ def decode_records(
     batch: bytes | bytearray | memoryview,
     max_uncompressed: int = ...,
     record_type: type[tuple[Any, ...]] | None = None,
+    validate_crc: bool = True,
 ) -> list[tuple[int, int, bytes | None, bytes | None, list[tuple[str, bytes | None]]]]:
     """Decode the records of ONE batch (starting at position 0) into
     (offset, timestamp, key, value, headers) tuples; decompresses gzip/snappy/lz4/zstd
@@ -171,6 +172,10 @@ def decode_records(
     Header keys that are not valid UTF-8 read with U+FFFD, as Java's client reads them.
     record_type: a tuple subclass of 5 fields (a NamedTuple such as fastlog.records.Record) to
     create the records as, allocated directly (its __new__ is not called); None: plain tuples.
+    validate_crc=False: skip the CRC-32C check (length, magic, codec and every record's bounds are
+    still checked) for bytes the log already checked on append or recovery; Kafka's broker does
+    not re-check CRCs when it serves a fetch either. Records that share a timestamp may share one
+    int object.
     """
 
 def iter_records(
@@ -179,9 +184,12 @@ def iter_records(
     max_records: int = -1,
     max_uncompressed: int = ...,
     record_type: type[tuple[Any, ...]] | None = None,
+    validate_crc: bool = True,
 ) -> list[tuple[int, int, bytes | None, bytes | None, list[tuple[str, bytes | None]]]]:
     """decode_records over many concatenated batches, skipping records with offset < start_offset
-    and stopping after max_records (-1 = all). Control batches are skipped.
+    and stopping after max_records (-1 = all). Control batches are skipped. Records below
+    start_offset are hopped over by their length (only their length, timestampDelta and
+    offsetDelta varints are read and bounds-checked), so their other fields are not validated.
     A trailing partial batch (a fetch cut at max_bytes) is ignored, as Kafka clients do; any other
     corruption raises CorruptRecordError."""
 
