@@ -154,13 +154,18 @@ class ReplicationManager:
             self.checkpoint_high_watermarks()
 
     def checkpoint_high_watermarks(self) -> None:
+        """Save every partition's high watermark (replication-offset-checkpoint), if any
+        changed since the last save."""
         hws = {}
         for p in self._partitions():
             r = getattr(p, "replication", None)
             if r is not None:
                 hws[(p.topic, p.index)] = r.hw
+        if hws == self._saved_hw:
+            return
         try:
             self._hw_checkpoint.write(hws)
+            self._saved_hw = hws
         except OSError as exc:
             log.warning("cannot write %s: %s", self._hw_checkpoint.path, exc)
 
