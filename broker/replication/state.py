@@ -170,7 +170,3 @@ class PartitionReplication:
                 continue
             keep.append(n)
         return keep if len(keep) < len(p.isr) else None
-
-    def out_of_sync(self, lag_max_ms: float, now: float | None = None) -> list[int]:
-        now = now_ms() if now is None else now
-        return [n for n, f in self.followers.items() if now - f.last_caught_up_ms > lag_max_ms]
