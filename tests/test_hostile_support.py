@@ -116,6 +116,9 @@ class Witness:
             value = f"{tag}-{base + i}".encode()
             producer.produce(self.topic, value=value, key=b"k", on_delivery=on_delivery)
         left = producer.flush(25)
+        close = getattr(producer, "close", None)  # confluent-kafka >= 2.x: free it now
+        if close is not None:
+            close()
         assert left == 0 and not errors, f"honest produce failed: {errors}, {left} unsent"
         assert len(acked) == n
         self.acked += acked
