@@ -485,6 +485,8 @@ class ReplicaManager:
         existing = self.partitions.get(key)
         if existing is not None:
             return existing
+        if getattr(self, "log_dir_offline", False):
+            return None  # the log dir failed (broker/log_dirs.py): nothing new lives there
         try:
             self._log_class()
         except ImportError as exc:

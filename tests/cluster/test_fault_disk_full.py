@@ -25,6 +25,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+from kazoo.exceptions import NoNodeError
 
 from cluster.checker import check, unavailability
 from cluster.conftest import SESSION_TIMEOUT_MS, Cluster, ZooKeeperServer, dump_logs, wait_until
@@ -75,6 +77,24 @@ def fill(path: Path) -> int:
     finally:
         os.close(fd)
     return written
+
+
+def create_after(c: Cluster, victim: int) -> None:
+    """A topic created while the directory is offline: the victim opens nothing there (its
+    leadership of such partitions is the controller's business: see docs/cluster-faults.md)."""
+    admin = AdminClient({"bootstrap.servers": c.bootstrap})
+    admin.create_topics([NewTopic("after", 3, 3)])["after"].result(15)
+
+    def created() -> bool:
+        try:
+            return all(c.state("after", p) for p in range(3))
+        except NoNodeError:
+            return False
+
+    wait_until(created, 15, "the new topic's partition states")
+    time.sleep(1.0)  # the victim has seen it
+    assert not list(c.brokers[victim].data_dir.glob("after-*"))
+    assert c.brokers[victim].proc.poll() is None
 
 
 @pytest.fixture
@@ -142,6 +162,7 @@ def test_log_dir_full(tmpfs_cluster: Cluster) -> None:
         while time.monotonic() < deadline:
             assert moved_off(), [c.state(t, p) for t, p in partitions()]
             time.sleep(0.1)
+        create_after(c, victim)
         history = w.stop()
     except BaseException:
         w.stop(catch_up=0)
