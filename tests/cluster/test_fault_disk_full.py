@@ -80,19 +80,22 @@ def fill(path: Path) -> int:
 
 
 def create_after(c: Cluster, victim: int) -> None:
-    """A topic created while the directory is offline: the victim opens nothing there (its
-    leadership of such partitions is the controller's business: see docs/cluster-faults.md)."""
+    """A topic created while the directory is offline: the victim opens nothing there, and
+    where the assignment makes it leader or ISR member it leaves (leaders on the others)."""
     admin = AdminClient({"bootstrap.servers": c.bootstrap})
     admin.create_topics([NewTopic("after", 3, 3)])["after"].result(15)
 
-    def created() -> bool:
-        try:
-            return all(c.state("after", p) for p in range(3))
-        except NoNodeError:
-            return False
+    def settled() -> bool:
+        for p in range(3):
+            try:
+                st = c.state("after", p)
+            except NoNodeError:
+                return False
+            if st["leader"] in (victim, -1) or victim in st["isr"] or len(st["isr"]) != 2:
+                return False
+        return True
 
-    wait_until(created, 15, "the new topic's partition states")
-    time.sleep(1.0)  # the victim has seen it
+    wait_until(settled, 10, "the new topic led and replicated by the two others")
     assert not list(c.brokers[victim].data_dir.glob("after-*"))
     assert c.brokers[victim].proc.poll() is None
 
