@@ -357,6 +357,29 @@ def test_bare_values_are_value_only_records() -> None:
         _core.build_batch([b"a"], timestamp="now")
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.binary(max_size=200),
+            st.sampled_from([b"x" * 63, b"x" * 64, b"x" * 8191, b"x" * 8192]),
+            st.none(),
+            st.binary(max_size=20).map(bytearray),
+            st.binary(max_size=20).map(lambda v: [v]),  # becomes a (key, value, ...) tuple
+        ),
+        min_size=1,
+        max_size=150,
+    ),
+    st.integers(-1, 2**63 - 1),
+)
+def test_bare_bytes_fast_path_matches_the_tuple_encoding(items, ts: int) -> None:
+    # bare bytes take their own path in build_batch: the bytes must be those of the tuples
+    values = [(None, v[0], None, ts) if isinstance(v, list) else v for v in items]
+    as_tuples = [v if isinstance(v, tuple) else (None, v, None, ts) for v in values]
+    assert _core.build_batch(values, timestamp=ts) == _core.build_batch(as_tuples)
+    assert _core.validate_records(_core.build_batch(values, timestamp=ts)) == len(values)
+
+
 def test_bare_values_default_to_now() -> None:
     import time
 

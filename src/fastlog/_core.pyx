@@ -1173,6 +1173,23 @@ def build_batch(
         # pass 1: sizes, so the batch is written once into memory of the right size
         for i in range(n):
             rec = recs[i]
+            if PyBytes_CheckExact(rec):
+                # the common case, a bare bytes value: sized without any Python call
+                vlen = PyBytes_GET_SIZE(rec)
+                if i == 0:
+                    base_ts = bare_ts
+                if bare_ts > max_ts:
+                    max_ts = bare_ts
+                stamps[i] = bare_ts
+                body = (3 + _uvarint_size(_zigzag(bare_ts - base_ts)) + _uvarint_size(_zigzag(i))
+                        + _uvarint_size(_zigzag(vlen)) + vlen)
+                if body > 0x7FFFFFFF - HEADER:
+                    raise InvalidRecordError(f"record {i} is too large ({body} bytes)")
+                bodies[i] = body
+                total += _uvarint_size(_zigzag(body)) + body
+                if total > 0x7FFFFFFF - HEADER:
+                    raise InvalidRecordError(f"batch is too large ({total} bytes of records)")
+                continue
             if _is_bare(rec):
                 # a value-only record: no per-record tuple needed from the caller
                 key, value, headers, ts = None, rec, None, bare_ts
@@ -1217,6 +1234,26 @@ def build_batch(
         limit = start + total
         for i in range(n):
             rec = recs[i]
+            if PyBytes_CheckExact(rec):
+                # attributes, timestampDelta, offsetDelta, key -1, value, no headers; bodies[i]
+                # (pass 1) bounds every write: the value must still be the size pass 1 saw
+                vlen = PyBytes_GET_SIZE(rec)
+                if (limit - w < _uvarint_size(_zigzag(bodies[i])) + bodies[i]
+                        or bodies[i] != (3 + _uvarint_size(_zigzag(stamps[i] - base_ts))
+                                         + _uvarint_size(_zigzag(i)) + _uvarint_size(_zigzag(vlen))
+                                         + vlen)):
+                    raise InvalidRecordError("record changed size while being encoded")
+                w = _put_uvarint(w, _zigzag(bodies[i]))
+                w[0] = 0
+                w = _put_uvarint(w + 1, _zigzag(stamps[i] - base_ts))
+                w = _put_uvarint(w, _zigzag(i))
+                w[0] = 1  # zigzag(-1): null key
+                w = _put_uvarint(w + 1, _zigzag(vlen))
+                memcpy(w, PyBytes_AS_STRING(rec), <size_t>vlen)
+                w += vlen
+                w[0] = 0  # no headers
+                w += 1
+                continue
             if _is_bare(rec):
                 key, value, headers = None, rec, None
             else:
