@@ -83,10 +83,11 @@ def test_network_partition_truncates_the_old_leaders_tail(tmp_path: Path) -> Non
     why = netns.available()
     if why is not None:
         pytest.skip(why)
-    net = netns.Network([1, 2, 3]).up()
+    net = netns.Network([1, 2, 3])
     zk: ZooKeeperServer | None = None
     c: Cluster | None = None
     try:
+        net.up()  # inside the try: a half-built network is torn down too
         (tmp_path / "zk").mkdir()
         zk = ZooKeeperServer(tmp_path / "zk", host=net.zk_ip).start()
         c = Cluster(zk, tmp_path, net=net)
