@@ -187,7 +187,24 @@ class Cluster:
             list(pool.map(self.start_broker, self.brokers))
         self.wait_registered(set(self.brokers))
         wait_until(lambda: self.controller() in self.brokers, 20, "a controller")
+        for node in self.brokers:
+            self.wait_view(node)
         return self
+
+    def wait_view(self, node: int, timeout: float = 20.0) -> None:
+        """Until broker ``node``'s Metadata lists exactly the brokers registered in
+        ZooKeeper (its cache follows ZooKeeper through watches, a few ms behind)."""
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": self.brokers[node].bootstrap})
+
+        def same() -> bool:
+            try:
+                return set(admin.list_topics(timeout=5).brokers) == self.live()
+            except Exception:
+                return False
+
+        wait_until(same, timeout, f"broker {node} sees every registered broker")
 
     def start_broker(self, node: int, timeout: float = 60.0) -> BrokerProcess:
         """Start (or restart) broker ``node`` and wait for its registration in ZooKeeper.
@@ -203,6 +220,7 @@ class Cluster:
                 try:
                     data, _ = self.zk.get(f"/brokers/ids/{node}")
                     if json.loads(data)["port"] == b.port:
+                        self.wait_view(node)
                         return b
                 except Exception:
                     pass
