@@ -30,10 +30,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kazoo.exceptions import BadVersionError, KazooException, NoNodeError
@@ -649,13 +651,31 @@ class ReplicaRemover:
         raise AttributeError(name)
 
 
+def stray_logs(broker: Any) -> list[Path]:
+    """Partition directories of existing topics that are no longer assigned to this broker
+    (it was down while they were reassigned away): nothing will ever read them."""
+    store, rm = broker.metadata, broker.replica_manager
+    out = []
+    for topic in store.topics():
+        for index, info in topic.partitions.items():
+            if broker.node_id in info.replicas or (topic.name, index) in rm.partitions:
+                continue
+            path = Path(rm.data_dir) / f"{topic.name}-{index}"
+            if path.is_dir():
+                out.append(path)
+    return out
+
+
 def install(broker: Any) -> None:
     """Called once the broker is registered: the log remover on every broker and, in
-    cluster mode, the controller-side reassignment thread."""
+    cluster mode, the removal of stray logs and the controller-side reassignment thread."""
     broker.metadata.add_listener(ReplicaRemover(broker))
     store = broker.metadata
     if getattr(store, "zk", None) is None:
         return
+    for path in stray_logs(broker):
+        log.info("%s: no longer a replica here (reassigned away); deleting it", path.name)
+        shutil.rmtree(path, ignore_errors=True)
     rc = ReassignmentController(store)
     store.reassignment = rc
     rc.start()

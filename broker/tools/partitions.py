@@ -30,42 +30,52 @@ class ReassignAdmin:
 
     def __init__(self, bootstrap: str, timeout: float) -> None:
         _quiet()
-        from kafka.admin import KafkaAdminClient
-
+        self.bootstrap = bootstrap
         self.timeout = timeout
         self.timeout_ms = int(timeout * 1000)
+        self.client = self._connect()
+
+    def _connect(self) -> Any:
+        from kafka.admin import KafkaAdminClient
+
         try:
-            self.client = KafkaAdminClient(
-                bootstrap_servers=bootstrap.split(","),
+            return KafkaAdminClient(
+                bootstrap_servers=self.bootstrap.split(","),
                 request_timeout_ms=self.timeout_ms + 5000,
                 bootstrap_timeout_ms=self.timeout_ms,
                 client_id="fastlog-partitions",
             )
         except Exception as exc:  # noqa: BLE001 - kafka-python raises many kinds
-            raise ToolError(f"cannot reach a broker at {bootstrap}: {exc}") from None
+            raise ToolError(f"cannot reach a broker at {self.bootstrap}: {exc}") from None
 
     def _retry(self, what: str, call: Any) -> Any:
         """kafka-python gives up on the first node it cannot reach (a broker just killed is
-        still in the metadata until its session expires): retry until the timeout."""
+        still in the metadata until its session expires) and keeps asking a controller that
+        is gone: retry, with a fresh client, until the timeout."""
         from kafka.errors import KafkaError
 
         deadline = time.monotonic() + self.timeout
         while True:
             try:
-                return call()
+                return call(self.client)
             except KafkaError as exc:
-                if not getattr(exc, "retriable", False) or time.monotonic() > deadline:
+                again = (
+                    getattr(exc, "retriable", False) or type(exc).__name__ == "UnknownBrokerIdError"
+                )
+                if not again or time.monotonic() > deadline:
                     raise ToolError(f"{what}: {exc}") from None
             except Exception as exc:  # noqa: BLE001 - kafka-python raises many kinds
                 raise ToolError(f"{what}: {exc}") from None
             time.sleep(0.3)
+            self.close()
+            self.client = self._connect()
 
     def alter(self, plan: dict[tuple[str, int], list[int] | None]) -> dict[tuple[str, int], str]:
         from kafka import TopicPartition
 
         result = self._retry(
             "reassignment failed",
-            lambda: self.client.alter_partition_reassignments(
+            lambda client: client.alter_partition_reassignments(
                 {TopicPartition(t, p): r for (t, p), r in plan.items()}, timeout_ms=self.timeout_ms
             ),
         )
@@ -79,7 +89,7 @@ class ReassignAdmin:
     def ongoing(self, topics: dict[str, list[int]] | None = None) -> dict[tuple[str, int], Any]:
         result = self._retry(
             "cannot list reassignments",
-            lambda: self.client.list_partition_reassignments(topics, timeout_ms=self.timeout_ms),
+            lambda client: client.list_partition_reassignments(topics, timeout_ms=self.timeout_ms),
         )
         return {(tp.topic, tp.partition): v for tp, v in result.items()}
 

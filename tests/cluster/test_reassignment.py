@@ -40,6 +40,26 @@ def add_broker(c: Cluster, node: int) -> None:
     c.wait_registered(set(c.brokers))
 
 
+def retry(c: Cluster, call, timeout: float = 20.0):  # noqa: ANN001, ANN201
+    """Run ``call(admin)`` with a fresh kafka-python admin client until it stops failing:
+    kafka-python fails on the first dead broker it tries (one just stopped is still in its
+    metadata) and keeps asking a controller that is gone (UnknownBrokerIdError)."""
+    from kafka.errors import KafkaError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        live = sorted(n for n in c.live() if c.brokers[n].proc.poll() is None)
+        admin = KafkaAdminClient(bootstrap_servers=c.bootstrap_of(live).split(","))
+        try:
+            return call(admin)
+        except KafkaError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+        finally:
+            admin.close()
+
+
 def cli(*args: str) -> tuple[int, str]:
     result = CliRunner().invoke(partitions, list(args))
     return result.exit_code, result.output
@@ -142,15 +162,35 @@ def test_reassignment_api_errors_list_and_cancel(cluster: Cluster) -> None:
         )
         assert code == 1 and "NO_REASSIGNMENT_IN_PROGRESS" in out, out
 
+        # A broker that was down while its replica moved away deletes that log at start.
+        cadmin = AdminClient({"bootstrap.servers": c.bootstrap})
+        cadmin.create_topics([NewTopic("stray", 1, 2)])["stray"].result(15)
+        wait_until(lambda: len(c.state("stray", 0)["isr"]) == 2, 20, "stray-0 ISR of 2")
+        x, y = c.assignment("stray")[0]
+        z = ({1, 2, 3} - {x, y}).pop()
+        wait_until(lambda: (c.brokers[x].data_dir / "stray-0").is_dir(), 10, "stray-0 on x")
+        c.brokers[x].stop()
+        c.wait_registered({1, 2, 3} - {x})
+        assert retry(c, lambda a: a.alter_partition_reassignments({KTP("stray", 0): [y, z]})) == {
+            KTP("stray", 0): None
+        }
+        wait_until(lambda: c.assignment("stray")[0] == [y, z], 20, "stray-0 moved")
+        assert (c.brokers[x].data_dir / "stray-0").is_dir()
+        c.start_broker(x)
+        wait_until(
+            lambda: not (c.brokers[x].data_dir / "stray-0").exists(), 20, "stray log deleted"
+        )
+        assert "no longer a replica here" in c.output(x)
+
         # A target broker killed (kill -9) while still registered never catches up.
         add_broker(c, 4)
         old = c.assignment("plans")[0]
         target = [4, *old[1:]]
         c.brokers[4].kill()  # its registration lives on for the session timeout
-        assert admin.alter_partition_reassignments({KTP("plans", 0): target}) == {
+        assert retry(c, lambda a: a.alter_partition_reassignments({KTP("plans", 0): target})) == {
             KTP("plans", 0): None
         }
-        ongoing = admin.list_partition_reassignments()
+        ongoing = retry(c, lambda a: a.list_partition_reassignments())
         ((tp, v),) = ongoing.items()
         assert (tp.topic, tp.partition) == ("plans", 0)
         assert v["adding_replicas"] == [4]
@@ -185,7 +225,7 @@ def test_reassignment_api_errors_list_and_cancel(cluster: Cluster) -> None:
         )
         assert code == 0 and "Successfully cancelled" in out, out
         wait_until(lambda: c.assignment("plans")[0] == old, 20, "cancel reverts")
-        assert admin.list_partition_reassignments() == {}
+        assert retry(c, lambda a: a.list_partition_reassignments()) == {}
         assert c.leader("plans", 0) in old
     finally:
         admin.close()
