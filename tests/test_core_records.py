@@ -429,3 +429,27 @@ def test_record_type_instances_survive_gc() -> None:
     assert rows[999] == (999, 999, b"k999", b"v", [("h", b"x")])
     del rows, cycle
     gc.collect()
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(record, min_size=1, max_size=20), st.integers(0, 4))
+def test_tuple_headers_are_one_immutable_type(records, compression: int) -> None:
+    batch = _core.build_batch(records, compression=compression)
+    as_lists = _core.decode_records(batch)
+    got = _core.decode_records(batch, record_type=_Rec, tuple_headers=True)
+    assert all(type(r.headers) is tuple for r in got)
+    assert [r.headers for r in got] == [tuple(r[4]) for r in as_lists]
+    assert [r[:4] for r in got] == [r[:4] for r in as_lists]
+    assert _core.iter_records(batch, tuple_headers=True) == [
+        r[:4] + (tuple(r[4]),) for r in as_lists
+    ]
+
+
+def test_records_sharing_a_timestamp_decode_right() -> None:
+    # one int object serves a run of equal timestamps; the values must still be each record's
+    recs = [(None, b"v", None, ts) for ts in (5, 5, 7, 7, 5, 2**40, 2**40, -1, -1)]
+    for codec in (0, 4):
+        batch = _core.build_batch(recs, compression=codec)
+        assert [r[1] for r in _core.decode_records(batch)] == [r[3] for r in recs]
+    got = _core.iter_records(_core.build_batch([b"a", b"b", b"c"], timestamp=2**50))
+    assert [r[1] for r in got] == [2**50] * 3

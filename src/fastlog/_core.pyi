@@ -162,6 +162,7 @@ def decode_records(
     max_uncompressed: int = ...,
     record_type: type[tuple[Any, ...]] | None = None,
     validate_crc: bool = True,
+    tuple_headers: bool = False,
 ) -> list[tuple[int, int, bytes | None, bytes | None, list[tuple[str, bytes | None]]]]:
     """Decode the records of ONE batch (starting at position 0) into
     (offset, timestamp, key, value, headers) tuples; decompresses gzip/snappy/lz4/zstd
@@ -176,6 +177,10 @@ def decode_records(
     still checked) for bytes the log already checked on append or recovery; Kafka's broker does
     not re-check CRCs when it serves a fetch either. Records that share a timestamp may share one
     int object.
+    tuple_headers=True: headers are a tuple of (name, value) tuples, and the empty tuple () (a
+    CPython singleton, no allocation) when a record has none: one type either way, immutable, and
+    ~25 ns less per header-less record than a fresh empty list. Default False: a new list per
+    record, as before.
     """
 
 def iter_records(
@@ -185,6 +190,7 @@ def iter_records(
     max_uncompressed: int = ...,
     record_type: type[tuple[Any, ...]] | None = None,
     validate_crc: bool = True,
+    tuple_headers: bool = False,
 ) -> list[tuple[int, int, bytes | None, bytes | None, list[tuple[str, bytes | None]]]]:
     """decode_records over many concatenated batches, skipping records with offset < start_offset
     and stopping after max_records (-1 = all). Control batches are skipped. Records below

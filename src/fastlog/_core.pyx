@@ -663,6 +663,11 @@ cdef object _record_error(str what, Py_ssize_t index, Py_ssize_t position):
     return CorruptRecordError(f"record {index} at byte {position} of the records: {what}")
 
 
+cdef struct Shape:
+    PyObject* rtype  # NULL: plain tuples, else the tuple subclass to allocate
+    bint tuple_headers  # headers as a tuple, () when none, instead of a list
+
+
 cdef int _parse_records(
     list out,
     const uint8_t* p,
@@ -670,7 +675,7 @@ cdef int _parse_records(
     Header* h,
     int64_t start_offset,
     Py_ssize_t* budget,
-    PyObject* rtype,
+    Shape* shape,
 ) except -1:
     """Decode h.record_count records from p[0:end] into out, each checked against its bounds.
 
@@ -683,7 +688,7 @@ cdef int _parse_records(
     cdef int64_t offset, timestamp, last_ts = 0
     cdef int32_t i
     cdef bint log_append_time = (h.attributes >> 3) & 1
-    cdef list headers
+    cdef list hl
     # records of a batch mostly share one timestamp (a producer's linger, LogAppendTime, bare
     # values stamped once): one int object for a run of equal timestamps, not one per record
     ts_obj = None
@@ -735,7 +740,7 @@ cdef int _parse_records(
         # a header takes at least 2 bytes: refuse counts the record cannot hold before looping
         if nh < 0 or nh > (rec_end - pos) // 2:
             raise _record_error(f"header count {nh} out of range", i, rec_start)
-        headers = []
+        hl = [] if nh or not shape.tuple_headers else None
         for j in range(nh):
             if _read_varint(p, rec_end, &pos, &hklen, 5) < 0:
                 raise _record_error("invalid header key length varint", i, rec_start)
@@ -754,14 +759,21 @@ cdef int _parse_records(
                 pos += <Py_ssize_t>hvlen
             else:
                 hvalue = None
-            PyList_Append(headers, (hkey, hvalue))
+            PyList_Append(hl, (hkey, hvalue))
         if pos != rec_end:
             raise _record_error(
                 f"length says {length} bytes, its fields end {rec_end - pos} bytes short", i, rec_start)
         if ts_obj is None or timestamp != last_ts:
             ts_obj = timestamp
             last_ts = timestamp
-        PyList_Append(out, fl_record(rtype, offset, ts_obj, key, value, headers))
+        if not shape.tuple_headers:
+            headers = hl
+        elif hl is None:
+            headers = ()  # CPython's empty tuple is a singleton: no allocation per record
+        else:
+            headers = tuple(hl)
+        PyList_Append(
+            out, fl_record(shape.rtype, offset, ts_obj, key, value, headers))
         if budget[0] > 0:
             budget[0] -= 1
     if pos != end:
@@ -777,14 +789,14 @@ cdef int _decode_batch(
     Py_ssize_t limit,
     int64_t start_offset,
     Py_ssize_t* budget,
-    PyObject* rtype,
+    Shape* shape,
 ) except -1:
     """Records of the validated batch at p (header in h) into out."""
     cdef Py_ssize_t size = <Py_ssize_t>h.batch_length + OVERHEAD
     cdef int codec = h.attributes & 0x07
     cdef Py_ssize_t plain_len
     if codec == 0:
-        return _parse_records(out, p + HEADER, size - HEADER, h, start_offset, budget, rtype)
+        return _parse_records(out, p + HEADER, size - HEADER, h, start_offset, budget, shape)
     if h.record_count == 0 and size == HEADER:
         return 0
     # a memoryview over the batch's own memory: the caller holds the buffer for our whole call
@@ -794,20 +806,23 @@ cdef int _decode_batch(
         raise CorruptRecordError("decompressor reported more bytes than it was given room for")
     return _parse_records(
         out, <const uint8_t*>PyByteArray_AS_STRING(plain), plain_len, h, start_offset, budget,
-        rtype)
+        shape)
 
 
-cdef PyObject* _record_type(object record_type) except? NULL:
-    """NULL for plain tuples, else the tuple subclass to allocate records as."""
+cdef int _shape(Shape* shape, object record_type, bint tuple_headers) except -1:
+    """How records are built: record_type None gives plain tuples, else the tuple subclass."""
+    shape.rtype = NULL
+    shape.tuple_headers = tuple_headers
     if record_type is None or record_type is tuple:
-        return NULL
+        return 0
     if not isinstance(record_type, type) or not issubclass(record_type, tuple):
         raise TypeError(f"record_type must be a tuple subclass (a NamedTuple), not {record_type!r}")
-    return <PyObject*>record_type
+    shape.rtype = <PyObject*>record_type
+    return 0
 
 
 def decode_records(batch, Py_ssize_t max_uncompressed=MAX_UNCOMPRESSED_DEFAULT,
-                   record_type=None, bint validate_crc=True) -> list:
+                   record_type=None, bint validate_crc=True, bint tuple_headers=False) -> list:
     """Decode the records of ONE batch (at position 0) into (offset, timestamp, key, value, headers).
 
     The batch is validated first (length, magic, CRC-32C unless validate_crc=False: bytes the log
@@ -818,15 +833,16 @@ def decode_records(batch, Py_ssize_t max_uncompressed=MAX_UNCOMPRESSED_DEFAULT,
     cdef int code
     cdef list out = []
     cdef Py_ssize_t budget = -1
-    cdef PyObject* rtype = _record_type(record_type)
+    cdef Shape shape
     _check_limit(max_uncompressed)
+    _shape(&shape, record_type, tuple_headers)
     PyObject_GetBuffer(batch, &view, PyBUF_SIMPLE)
     try:
         code = _check_batch(<const uint8_t*>view.buf, view.len, validate_crc, &h)
         if code != B_OK:
             raise _batch_error(code, 0, <const uint8_t*>view.buf, view.len, &h)
         _decode_batch(out, <const uint8_t*>view.buf, &h, max_uncompressed, INT64_MIN, &budget,
-                      rtype)
+                      &shape)
     finally:
         PyBuffer_Release(&view)
     return out
@@ -834,7 +850,7 @@ def decode_records(batch, Py_ssize_t max_uncompressed=MAX_UNCOMPRESSED_DEFAULT,
 
 def iter_records(buf, int64_t start_offset=0, Py_ssize_t max_records=-1,
                  Py_ssize_t max_uncompressed=MAX_UNCOMPRESSED_DEFAULT, record_type=None,
-                 bint validate_crc=True) -> list:
+                 bint validate_crc=True, bint tuple_headers=False) -> list:
     """decode_records over concatenated batches (see .pyi). A trailing partial batch is ignored,
     as Kafka clients ignore the cut-off batch at the end of a fetch; any other corruption raises."""
     cdef Py_buffer view
@@ -845,8 +861,9 @@ def iter_records(buf, int64_t start_offset=0, Py_ssize_t max_records=-1,
     cdef list out = []
     cdef Py_ssize_t budget = max_records if max_records >= 0 else -1
     cdef int64_t last
-    cdef PyObject* rtype = _record_type(record_type)
+    cdef Shape shape
     _check_limit(max_uncompressed)
+    _shape(&shape, record_type, tuple_headers)
     PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
     try:
         p = <const uint8_t*>view.buf
@@ -860,7 +877,7 @@ def iter_records(buf, int64_t start_offset=0, Py_ssize_t max_records=-1,
             # wrapping add (as Java's): hostile offsets must not be C undefined behaviour
             last = <int64_t>(<uint64_t>h.base_offset + <uint64_t>h.last_offset_delta)
             if not (h.attributes & 0x20) and last >= start_offset:
-                _decode_batch(out, p + pos, &h, max_uncompressed, start_offset, &budget, rtype)
+                _decode_batch(out, p + pos, &h, max_uncompressed, start_offset, &budget, &shape)
             pos += <Py_ssize_t>h.batch_length + OVERHEAD
     finally:
         PyBuffer_Release(&view)
