@@ -149,3 +149,71 @@ def test_group_survives_kill9_of_its_coordinator(cluster: Cluster) -> None:
         assert all(o >= committed[p] for p, o, _ in got)
     finally:
         b.close()
+
+
+def test_group_follows_its_coordinator_moved_by_a_preferred_election(cluster: Cluster) -> None:
+    """Reorder the replicas of the group's __consumer_offsets partition and run a preferred
+    election: the old leader unloads the group, the new one loads it, the consumer's commits
+    go on against it and nothing committed is read again."""
+    from click.testing import CliRunner
+    from kafka import TopicPartition as KTP
+    from kafka.admin import KafkaAdminClient
+
+    from broker.tools.partitions import partitions
+
+    c = cluster
+    produce_all(c)
+    n = int(c.overrides["offsets.topic.num.partitions"])
+    op = rec.partition_for(GROUP, n)
+    old = c.leader("__consumer_offsets", op)
+    replicas = c.assignment("__consumer_offsets")[op]
+    new = next(r for r in replicas if r != old)
+    a = consumer(c, list(c.brokers))
+    a.subscribe([TOPIC])
+    seen: list[tuple[int, int]] = []
+    committed: dict[int, int] = {}
+    moved_at_commit: dict[int, int] | None = None
+    deadline = time.monotonic() + 40
+    try:
+        while time.monotonic() < deadline and sum(committed.values()) < RECORDS:
+            msg = a.poll(0.2)
+            if msg is None or msg.error():
+                continue
+            seen.append((msg.partition(), msg.offset()))
+            a.commit(message=msg, asynchronous=False)
+            committed[msg.partition()] = msg.offset() + 1
+            if moved_at_commit is None and len(seen) >= 300:
+                moved_at_commit = dict(committed)
+                admin = KafkaAdminClient(bootstrap_servers=c.bootstrap.split(","))
+                try:
+                    order = [new, *[r for r in replicas if r != new]]
+                    assert admin.alter_partition_reassignments(
+                        {KTP("__consumer_offsets", op): order}
+                    ) == {KTP("__consumer_offsets", op): None}
+                finally:
+                    admin.close()
+                result = CliRunner().invoke(
+                    partitions,
+                    [
+                        "elect-leaders",
+                        "--topic",
+                        "__consumer_offsets",
+                        "--partition",
+                        str(op),
+                        "-b",
+                        c.bootstrap,
+                    ],
+                )
+                assert result.exit_code == 0, result.output
+        assert sum(committed.values()) == RECORDS, committed
+    finally:
+        a.close()
+    assert moved_at_commit is not None
+    assert c.leader("__consumer_offsets", op) == new
+    assert len(seen) == len(set(seen)) == RECORDS  # nothing read twice
+    b = consumer(c, [new])
+    try:
+        tps = b.committed([TopicPartition(TOPIC, p) for p in range(PARTITIONS)], timeout=15)
+        assert {tp.partition: tp.offset for tp in tps} == committed
+    finally:
+        b.close()
