@@ -35,6 +35,7 @@ INVALID_TXN_STATE = 48
 TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
 UNKNOWN_LEADER_EPOCH = 75
 INVALID_RECORD = 87
+INVALID_TOPIC_EXCEPTION = 17
 
 
 @pytest.fixture(scope="module")
@@ -219,4 +220,26 @@ def test_sequence_and_epoch_abuse(target: BrokerProcess, witness: Witness) -> No
     p = fetch(target, topic)
     values = [r[3] for r in _core.iter_records(p.records or b"")]
     assert values == [b"s0", b"s1", b"s2", b"s3", b"s0"]
+    honest_after(target, witness)
+
+
+def test_produce_to_an_internal_topic_is_refused(target: BrokerProcess, witness: Witness) -> None:
+    """__consumer_offsets holds every group's committed offsets: a client appending forged
+    records there could move any group's position. Kafka answers INVALID_TOPIC_EXCEPTION
+    ("Cannot append to internal topic") to every client but its own admin tools."""
+    # a committed offset, so that __consumer_offsets exists and has a record
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": target.bootstrap, "group.id": "victim-group"})
+    c.commit(offsets=[TopicPartition(witness.topic, 0, 3)], asynchronous=False)
+    c.close()
+    key = b"\x00\x01\x00\x0cvictim-group" + b"\x00\x01t" + b"\x00\x00\x00\x00"
+    forged = _core.build_batch([(key, b"\x00\x03" + b"\x00" * 30, None, None)])
+    ends = {}
+    for p in range(50):
+        req = produce_request(9, "__consumer_offsets", p, forged)
+        ends[p] = fetch(target, "__consumer_offsets").high_watermark if p == 0 else None
+        r = call(target, req).responses[0].partition_responses[0]
+        assert r.error_code.value == INVALID_TOPIC_EXCEPTION, (p, r.error_code)
+    assert fetch(target, "__consumer_offsets").high_watermark == ends[0]
     honest_after(target, witness)

@@ -12,6 +12,8 @@ Behavior:
   transactional batch without the request's transactional id is
   TRANSACTIONAL_ID_AUTHORIZATION_FAILED, and with one but no transaction coordinator
   INVALID_TXN_STATE (CVE-2018-17196: no uncommitted records for read_committed readers).
+- Clients cannot append to the internal topics (__consumer_offsets, __transaction_state):
+  INVALID_TOPIC_EXCEPTION, except for Kafka's admin client id ``__admin_client``.
 - LogAppendTime topics (message.timestamp.type) get the broker's time, returned in
   log_append_time; otherwise log_append_time is -1.
 - An unknown topic is created when auto.create.topics.enable is set; an unknown partition
@@ -44,6 +46,8 @@ TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
 UNSUPPORTED_COMPRESSION_TYPE = 76
 ZSTD = 4
 TRANSACTIONAL = 0x10  # attributes bit 4
+INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
+ADMIN_CLIENT_ID = "__admin_client"  # Kafka's own tools may append to internal topics
 
 
 async def handle(ctx: RequestContext, request: Any) -> Any:
@@ -70,6 +74,9 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
                 topic_error = INVALID_TOPIC_EXCEPTION
             except MetadataError as exc:
                 topic_error = exc.error_code
+        elif name in INTERNAL_TOPICS and ctx.client_id != ADMIN_CLIENT_ID:
+            # Kafka: "Cannot append to internal topic" (forged group offsets otherwise)
+            topic_error = INVALID_TOPIC_EXCEPTION
         for pdata in topic_data.partition_data:
             if topic_error:
                 topic_results.append((pdata.index, AppendResult(error_code=topic_error)))
