@@ -200,6 +200,7 @@ def partitions() -> None:
     metavar="FILE",
     help="A kafka-reassign-partitions JSON plan.",
 )
+@click.option("--execute", is_flag=True, help="Start the plan (the default action).")
 @click.option("--verify", is_flag=True, help="Check whether the plan is complete (exit 1 if not).")
 @click.option("--cancel", is_flag=True, help="Cancel the reassignments of the plan in flight.")
 @common
@@ -208,14 +209,15 @@ def reassign(
     partition: int | None,
     replicas: str | None,
     json_file: str | None,
+    execute: bool,
     verify: bool,
     cancel: bool,
     bootstrap_server: str,
     timeout: float,
 ) -> None:
-    """Start (or --verify, --cancel) a partition reassignment."""
-    if verify and cancel:
-        raise BadUsage("--verify and --cancel exclude each other")
+    """Start, verify or cancel partition reassignments."""
+    if execute + verify + cancel > 1:
+        raise BadUsage("--execute, --verify and --cancel exclude each other")
     if cancel and not json_file and replicas is None and topic and partition is not None:
         plan = {(topic, partition): []}
     else:
@@ -310,6 +312,7 @@ def _ids(values: list[int]) -> str:
 @click.option("--all-topic-partitions", "everything", is_flag=True, help="Every partition.")
 @click.option(
     "--type",
+    "--election-type",
     "election",
     type=click.Choice(["preferred", "unclean"], case_sensitive=False),
     default="preferred",

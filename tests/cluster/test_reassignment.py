@@ -182,6 +182,22 @@ def test_reassignment_api_errors_list_and_cancel(cluster: Cluster) -> None:
         )
         assert "no longer a replica here" in c.output(x)
 
+        # kafka-reassign-partitions --zookeeper wrote /admin/reassign_partitions: honoured,
+        # then deleted. (Moves stray-0 back onto x.)
+        c.zk.create(
+            "/admin/reassign_partitions",
+            json.dumps(
+                {
+                    "version": 1,
+                    "partitions": [{"topic": "stray", "partition": 0, "replicas": [x, y]}],
+                }
+            ).encode(),
+            makepath=True,
+        )
+        wait_until(lambda: c.assignment("stray")[0] == [x, y], 20, "legacy reassignment done")
+        assert c.zk.exists("/admin/reassign_partitions") is None
+        wait_until(lambda: not (c.brokers[z].data_dir / "stray-0").exists(), 20, "z's log gone")
+
         # A target broker killed (kill -9) while still registered never catches up.
         add_broker(c, 4)
         old = c.assignment("plans")[0]
