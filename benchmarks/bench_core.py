@@ -6,6 +6,7 @@ Figures go in docs/core.md. These are benchmarks, not tests: nothing here assert
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import struct
@@ -17,6 +18,7 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder as AioBuil
 from aiokafka.record.memory_records import MemoryRecords as AioMemoryRecords
 
 from fastlog import _core
+from fastlog.records import Record
 
 MIB = os.urandom(1 << 20)
 RECORDS = [(b"key-%04d" % i, os.urandom(100), None, 1_700_000_000_000 + i) for i in range(1000)]
@@ -32,6 +34,7 @@ def produce_buffer() -> bytearray:
 
 
 PRODUCE = produce_buffer()
+VALUES = [r[1] for r in RECORDS]
 BATCH_1000 = _core.build_batch(RECORDS)
 BATCH_1000_ZSTD = _core.build_batch(RECORDS, compression=_core.COMPRESSION_ZSTD)
 
@@ -98,6 +101,18 @@ def test_build_batch_1000(benchmark) -> None:
 
 
 @pytest.mark.benchmark(group="build-1000x100B")
+def test_build_batch_1000_bare_values(benchmark) -> None:
+    # what Log.append_batch([b"...", ...]) hands the core: no tuple per record
+    benchmark(_core.build_batch, VALUES, timestamp=1_700_000_000_000)
+
+
+@pytest.mark.benchmark(group="build-1000x100B")
+def test_join_1000_values_reference(benchmark) -> None:
+    # what a plain file write of the same values costs before write(2)
+    benchmark(b"".join, VALUES)
+
+
+@pytest.mark.benchmark(group="build-1000x100B")
 def test_build_batch_1000_zstd(benchmark) -> None:
     benchmark(_core.build_batch, RECORDS, compression=_core.COMPRESSION_ZSTD)
 
@@ -124,6 +139,38 @@ def test_build_batch_1000_aiokafka_reference(benchmark) -> None:
 @pytest.mark.benchmark(group="decode-1000x100B")
 def test_decode_records_1000(benchmark) -> None:
     assert len(benchmark(_core.decode_records, BATCH_1000)) == 1000
+
+
+@pytest.mark.benchmark(group="decode-1000x100B")
+def test_decode_records_1000_as_namedtuples(benchmark) -> None:
+    # how the storage layer reads (fastlog.records.Record), with the cyclic GC paused as it does
+    gc.disable()
+    try:
+        assert len(benchmark(_core.decode_records, BATCH_1000, record_type=Record)) == 1000
+    finally:
+        gc.enable()
+
+
+@pytest.mark.benchmark(group="decode-1000x100B")
+def test_decode_records_1000_as_namedtuples_tuple_headers_no_crc(benchmark) -> None:
+    gc.disable()
+    try:
+        recs = benchmark(
+            _core.decode_records,
+            BATCH_1000,
+            record_type=Record,
+            tuple_headers=True,
+            validate_crc=False,
+        )
+    finally:
+        gc.enable()
+    assert len(recs) == 1000
+
+
+@pytest.mark.benchmark(group="decode-1000x100B")
+def test_iter_records_last_of_1000(benchmark) -> None:
+    # a lookup: records before start_offset are hopped over by their length, not decoded
+    assert benchmark(_core.iter_records, BATCH_1000, 999, 1, record_type=Record)[0][0] == 999
 
 
 @pytest.mark.benchmark(group="decode-1000x100B")
