@@ -179,3 +179,74 @@ def test_cli_errors_are_one_line() -> None:
         assert text in result.output, (args, result.output)
         assert "Traceback" not in result.output
         assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+@pytest.mark.parametrize("version", [0, 1, 2])
+def test_elect_leaders_every_version(broker, version: int) -> None:  # noqa: ANN001
+    from test_broker_network import RawClient, request
+
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(f"ev{version}", 1, 1)])[f"ev{version}"].result(15)
+    c = RawClient(broker.bootstrap)
+    try:
+        fields: dict = {"topic_partitions": ({"topic": f"ev{version}", "partitions": (0, 3)},)}
+        if version >= 1:
+            fields["election_type"] = 0
+        schema_req = request(43, version, **_entities(43, version, fields))
+        resp = c.call(schema_req)
+        (result,) = resp.replica_election_results
+        codes = {int(p.partition_id): p.error_code.value for p in result.partition_result}
+        assert codes == {0: ra.ELECTION_NOT_NEEDED, 3: ra.UNKNOWN_TOPIC_OR_PARTITION}
+        if version >= 1:
+            assert resp.error_code.value == 0
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize(("api_key", "version"), [(45, 0), (46, 0)])
+def test_reassignment_apis_raw(broker, api_key: int, version: int) -> None:  # noqa: ANN001
+    from test_broker_network import RawClient, request
+
+    c = RawClient(broker.bootstrap)
+    try:
+        if api_key == 46:
+            resp = c.call(request(46, 0, **_entities(46, 0, {"topics": None})))
+            assert resp.error_code.value == 0 and resp.topics == ()
+        else:
+            fields = {
+                "topics": (
+                    {"name": "nope", "partitions": ({"partition_index": 0, "replicas": (1,)},)},
+                )
+            }
+            resp = c.call(request(45, 0, **_entities(45, 0, fields)))
+            (t,) = resp.responses
+            assert t.partitions[0].error_code.value == ra.UNKNOWN_TOPIC_OR_PARTITION
+    finally:
+        c.close()
+
+
+def _entities(api_key: int, version: int, fields: dict) -> dict:
+    """Nested dicts -> the kio request's entity classes (by field type)."""
+    import dataclasses
+    import typing
+
+    from kio.index import load_request_schema
+
+    def build(cls: type, values: dict) -> object:
+        hints = typing.get_type_hints(cls)
+        out = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in values:
+                continue
+            v = values[f.name]
+            if isinstance(v, tuple) and v and isinstance(v[0], dict):
+                t = hints[f.name]
+                if typing.get_origin(t) is not tuple:  # Optional[tuple[...]]
+                    t = next(a for a in typing.get_args(t) if a is not type(None))
+                item_cls = typing.get_args(t)[0]
+                v = tuple(build(item_cls, x) for x in v)
+            out[f.name] = v
+        return cls(**out)
+
+    cls = load_request_schema(api_key, version)
+    return {k: getattr(build(cls, fields), k) for k in fields}
