@@ -197,6 +197,10 @@ def decode_response(frame: bytes, api_key: int, api_version: int) -> tuple[int, 
         offset += size
         if n:
             raise ProtocolError("tagged fields in response headers are not expected")
+    try:
+        check_array_counts(schema, frame, offset)  # as decode_request: no abort on a peer's lie
+    except ValueError as exc:
+        raise ProtocolError(f"malformed {schema.__name__} v{api_version}: {exc}") from None
     response, _ = _reader(schema)(frame, offset)
     return correlation_id, response
 

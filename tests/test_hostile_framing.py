@@ -465,3 +465,25 @@ def test_array_bounds_walk_accepts_every_valid_request() -> None:
                 assert _walk(plan_for(schema), data, header.body_offset, len(data)) == len(data)
                 walked += 1
     assert walked > 1000
+
+
+def test_response_with_a_lying_array_count_is_refused_not_aborting() -> None:
+    """A follower decodes its leader's Fetch responses with the same codec: a response
+    announcing 2^32-2 topics must raise ProtocolError, not abort the process (checked in
+    a child process, since an abort would take the test runner down)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import struct\n"
+        "from broker.protocol import ProtocolError, decode_response\n"
+        "frame = struct.pack('>i', 9) + b'\\0' + struct.pack('>ihi', 0, 0, 0)"
+        " + b'\\xff\\xff\\xff\\xff\\x0f'\n"
+        "try:\n"
+        "    decode_response(frame, 1, 12)\n"
+        "except ProtocolError as exc:\n"
+        "    print('refused:', exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "refused:" in out.stdout
