@@ -62,6 +62,7 @@ PREFERRED = 0
 UNCLEAN = 1
 
 POLL_S = 0.5  # controller: how often in-flight reassignments are re-checked
+IDLE_POLL_S = 5.0  # with none in flight (changes of partition state wake it up anyway)
 
 
 class ReassignmentError(Exception):
@@ -417,6 +418,7 @@ class ReassignmentController:
         self._stopped = False
         self._next_rebalance = time.monotonic() + self.check_interval
         self._recent: dict[tuple[str, int], float] = {}  # completed -> watch ISR until
+        self._busy = True  # reassignments in flight at the last pass (or not looked yet)
         self._thread = threading.Thread(
             target=self._run, name=f"reassignment-{store.node_id}", daemon=True
         )
@@ -435,9 +437,25 @@ class ReassignmentController:
         c = getattr(self.store, "controller", None)
         return c if c is not None and c.active else None
 
+    def _zk_watch(self, _event: Any) -> None:
+        self._wake.set()
+
+    def on_partition_state_changed(self, topic: Any, index: int) -> None:
+        """MetadataListener: a replica set or ISR changed (a reassignment was requested on
+        some broker, a new replica caught up): look now rather than at the next idle poll."""
+        self._wake.set()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("on_"):
+            return lambda *args, **kwargs: None
+        raise AttributeError(name)
+
     def _run(self) -> None:
         while not self._stopped and not getattr(self.store, "_closing", False):
-            self._wake.wait(POLL_S)
+            wait = POLL_S if self._busy or self._recent else IDLE_POLL_S
+            if self.auto_rebalance:
+                wait = min(wait, max(self._next_rebalance - time.monotonic(), 0.05))
+            self._wake.wait(wait)
             self._wake.clear()
             if self._stopped or self._controller() is None:
                 continue
@@ -459,6 +477,7 @@ class ReassignmentController:
         try:
             data, _ = self.zk.get(REASSIGN_PARTITIONS)
         except NoNodeError:
+            self.zk.exists(REASSIGN_PARTITIONS, watch=self._zk_watch)
             return
         try:
             obj = json.loads(data.decode() or "{}")
@@ -489,7 +508,9 @@ class ReassignmentController:
 
         done = 0
         live = _live(self.zk)
-        for o in list_ongoing(self.store):
+        ongoing = list_ongoing(self.store)
+        self._busy = bool(ongoing)
+        for o in ongoing:
             controller = self._controller()
             if controller is None:
                 return done
@@ -678,4 +699,5 @@ def install(broker: Any) -> None:
         shutil.rmtree(path, ignore_errors=True)
     rc = ReassignmentController(store)
     store.reassignment = rc
+    store.add_listener(rc)
     rc.start()
