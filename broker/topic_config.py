@@ -698,7 +698,8 @@ def apply_incremental(
             if not merged:
                 raise _fail(name, ",".join(merged) or '""', "Empty list")
             new[name] = format_value(name, parse_value(name, ",".join(merged)))
-    return new
+    # the storage engine's own checks (e.g. retention.bytes >= -1) apply to the result too
+    return normalize(new)
 
 
 def check_broker_config(broker_config: Any) -> None:
