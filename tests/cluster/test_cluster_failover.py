@@ -195,8 +195,13 @@ def test_offline_partition_and_unclean_election(cluster: Cluster) -> None:
     assert _offline_replicas(cluster, controller, topic) == [[leader]]
     # unclean.leader.election.enable on the topic: the controller elects the follower.
     admin = AdminClient({"bootstrap.servers": cluster.brokers[controller].bootstrap})
-    res = ConfigResource("topic", topic, set_config={"unclean.leader.election.enable": "true"})
-    admin.alter_configs([res])[res].result(15)
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry
+
+    entry = ConfigEntry(
+        "unclean.leader.election.enable", "true", incremental_operation=AlterConfigOpType.SET
+    )
+    res = ConfigResource("topic", topic, incremental_configs=[entry])
+    admin.incremental_alter_configs([res])[res].result(15)
     wait_until(lambda: cluster.leader(topic, 0) == follower, 10, "unclean election")
     st = cluster.state(topic, 0)
     assert st["isr"] == [follower]

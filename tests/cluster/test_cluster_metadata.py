@@ -137,8 +137,11 @@ def test_admin_changes_reach_every_broker(cluster: Cluster) -> None:
     assert sorted(assignment) == list(range(5))
     for p in range(5):
         assert cluster.state("grow", p)["isr"] == assignment[p]
-    res = ConfigResource("topic", "grow", set_config={"retention.ms": "123456"})
-    admin.alter_configs([res])[res].result(15)
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry
+
+    entry = ConfigEntry("retention.ms", "123456", incremental_operation=AlterConfigOpType.SET)
+    res = ConfigResource("topic", "grow", incremental_configs=[entry])
+    admin.incremental_alter_configs([res])[res].result(15)
     assert json.loads(cluster.zk.get("/config/topics/grow")[0])["config"] == {
         "retention.ms": "123456"
     }
