@@ -13,6 +13,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -321,3 +323,32 @@ def test_unclean_election_of_an_offline_partition(cluster: Cluster) -> None:
     acked = []
     p.produce("offline", b"after", partition=0, on_delivery=lambda e, m: acked.append(e is None))
     assert p.flush(20) == 0 and acked == [True]
+
+
+def test_a_new_controller_completes_a_reassignment_in_flight(cluster: Cluster) -> None:
+    c = cluster
+    create(c, "ctl", **{"min.insync.replicas": "2"})
+    add_broker(c, 4)
+    controller = c.controller()
+    target = [4, *sorted({1, 2, 3} - {controller})]
+    os.kill(c.brokers[4].proc.pid, signal.SIGSTOP)  # cannot catch up: stays in flight
+    try:
+        c.zk.create(
+            "/admin/reassign_partitions",
+            json.dumps(
+                {"version": 1, "partitions": [{"topic": "ctl", "partition": 0, "replicas": target}]}
+            ).encode(),
+            makepath=True,
+        )
+        wait_until(lambda: c.zk.exists("/admin/reassign_partitions") is None, 10, "picked up")
+        data, _ = c.zk.get("/brokers/topics/ctl")
+        assert json.loads(data)["adding_replicas"] == {"0": [4]}
+        c.brokers[controller].kill()
+    finally:
+        os.kill(c.brokers[4].proc.pid, signal.SIGCONT)
+    wait_until(lambda: c.controller() not in (controller, -1), 30, "a new controller")
+    wait_until(lambda: c.assignment("ctl")[0] == target, 40, "reassignment completed")
+    state = c.state("ctl", 0)
+    assert state["leader"] in target and sorted(state["isr"]) == sorted(target)
+    data, _ = c.zk.get("/brokers/topics/ctl")
+    assert json.loads(data)["adding_replicas"] == {}
