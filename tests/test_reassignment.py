@@ -250,3 +250,40 @@ def _entities(api_key: int, version: int, fields: dict) -> dict:
 
     cls = load_request_schema(api_key, version)
     return {k: getattr(build(cls, fields), k) for k in fields}
+
+
+def test_propose_spreads_leaders_and_keeps_the_replication_factor() -> None:
+    from broker.tools.partitions import propose
+
+    current = {("t", p): [1, 2, 3] for p in range(8)} | {("u", 0): [2]}
+    plan = propose(current, [4, 1, 2, 3])
+    assert all(len(set(r)) == 3 for k, r in plan.items() if k[0] == "t")
+    assert [plan[("t", p)][0] for p in range(8)] == [1, 2, 3, 4, 1, 2, 3, 4]
+    assert plan[("u", 0)] == [1]
+    # every broker holds the same number of replicas
+    counts = {b: sum(b in r for k, r in plan.items() if k[0] == "t") for b in (1, 2, 3, 4)}
+    assert set(counts.values()) == {6}
+
+
+def test_generate_on_a_single_node(broker) -> None:  # noqa: ANN001
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic("gen", 2, 1)])["gen"].result(15)
+    node = admin.list_topics(timeout=10).topics["gen"].partitions[0].replicas[0]
+    result = CliRunner().invoke(
+        partitions,
+        ["generate", "--topic", "gen", "--broker-list", str(node), "-b", broker.bootstrap],
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "Current partition replica assignment"
+    assert lines[2] == "Proposed partition reassignment configuration"
+    proposed = json.loads(lines[3])
+    assert [(e["topic"], e["partition"], e["replicas"]) for e in proposed["partitions"]] == [
+        ("gen", 0, [node]),
+        ("gen", 1, [node]),
+    ]
+    result = CliRunner().invoke(
+        partitions,
+        ["generate", "--topic", "gen", "--broker-list", f"{node},77", "-b", broker.bootstrap],
+    )
+    assert result.exit_code == 1 and "not alive: [77]" in result.output

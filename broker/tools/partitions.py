@@ -185,6 +185,7 @@ def partitions() -> None:
       fastlog partitions reassign --topic orders --partition 0 --replicas 4,2,3
       fastlog partitions reassign --reassignment-json-file plan.json
       fastlog partitions reassign --reassignment-json-file plan.json --verify
+      fastlog partitions generate --topic orders --broker-list 1,2,3,4 > proposal
       fastlog partitions list-reassignments
       fastlog partitions elect-leaders --topic orders --type preferred
     """
@@ -264,6 +265,55 @@ def reassign(
         )
     finally:
         ra.close()
+
+
+def propose(
+    current: dict[tuple[str, int], list[int]], brokers: list[int]
+) -> dict[tuple[str, int], list[int]]:
+    """A plan spreading every listed partition over ``brokers`` (kafka-reassign-partitions
+    --generate): per topic, leaders round-robin over the sorted brokers and followers on the
+    next ones, keeping each partition's replication factor."""
+    ids = sorted(set(brokers))
+    out: dict[tuple[str, int], list[int]] = {}
+    for t in sorted({t for t, _ in current}):
+        parts = sorted(p for tt, p in current if tt == t)
+        for k, p in enumerate(parts):
+            rf = len(current[(t, p)])
+            if rf > len(ids):
+                raise ToolError(
+                    f"{t}-{p} has {rf} replicas but --broker-list names only {len(ids)} brokers"
+                )
+            shift = k // len(ids)  # a new round shifts followers so pairs vary
+            reps = [ids[k % len(ids)]]
+            reps += [ids[(k + shift + j) % len(ids)] for j in range(1, rf)]
+            if len(set(reps)) < rf:
+                reps = [ids[(k + j) % len(ids)] for j in range(rf)]
+            out[(t, p)] = reps
+    return out
+
+
+@partitions.command()
+@click.option(
+    "--topic", "-t", "topics", multiple=True, required=True, help="Topic to move (repeatable)."
+)
+@click.option("--broker-list", required=True, help="Brokers to spread them over: 1,2,3,4.")
+@common
+def generate(
+    topics: tuple[str, ...], broker_list: str, bootstrap_server: str, timeout: float
+) -> None:
+    """Propose a plan that spreads topics over a list of brokers (prints JSON; nothing moves)."""
+    brokers = _replicas(broker_list)
+    admin = Admin(bootstrap_server, timeout)
+    known = {b.id for b in admin.metadata.brokers.values()}
+    unknown = sorted(set(brokers) - known)
+    if unknown:
+        raise ToolError(f"--broker-list names brokers that are not alive: {unknown}")
+    keys = [(t, p) for t in topics for p in sorted(admin.topic(t).partitions)]
+    current = _current(admin, keys)
+    click.echo("Current partition replica assignment")
+    click.echo(_as_json(current))
+    click.echo("Proposed partition reassignment configuration")
+    click.echo(_as_json(propose(current, brokers)))
 
 
 def _by_topic(plan: dict[tuple[str, int], Any]) -> dict[str, list[int]]:
