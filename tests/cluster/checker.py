@@ -15,7 +15,8 @@ A history holds what clients saw during a run:
   history (acks, polls, final read), e.g. a consumer that read a tail later truncated;
 - unexpected: values in the log that no producer sent.
 
-``unavailability`` measures the longest time without any acknowledgement.
+``unavailability`` measures the longest time without any acknowledgement (overall, or of
+one partition).
 """
 
 from __future__ import annotations
@@ -160,11 +161,18 @@ def check(h: History) -> Report:
     return r
 
 
-def unavailability(h: History, start: float, end: float | None = None) -> float:
+def unavailability(
+    h: History, start: float, end: float | None = None, partition: int | None = None
+) -> float:
     """Longest stretch between ``start`` and ``end`` (monotonic seconds) without any
-    acknowledgement: how long writers could not make progress."""
+    acknowledgement (of ``partition``, or of any partition): how long writers could not make
+    progress."""
     end = end if end is not None else time.monotonic()
-    acks = sorted(s.answered_at for s in h.sends.values() if s.acked and start <= s.answered_at)
+    acks = sorted(
+        s.answered_at
+        for s in h.sends.values()
+        if s.acked and start <= s.answered_at and (partition is None or s.partition == partition)
+    )
     acks = [t for t in acks if t <= end]
     points = [start, *acks, end] if acks else [start, end]
     return max(b - a for a, b in zip(points, points[1:], strict=False))

@@ -77,6 +77,11 @@ class Network:
         for target in [self.zk_ip] + [self.ip_of(o) for o in self.nodes if o != node]:
             _ip("-n", self.ns(node), "route", "add", "blackhole", f"{target}/32")
 
+    def cut_zookeeper(self, node: int) -> None:
+        """Broker ``node`` loses ZooKeeper only: its session expires while it still talks
+        to the other brokers and to clients."""
+        _ip("-n", self.ns(node), "route", "add", "blackhole", f"{self.zk_ip}/32")
+
     def heal(self, node: int) -> None:
         for target in [self.zk_ip] + [self.ip_of(o) for o in self.nodes if o != node]:
             _ip("-n", self.ns(node), "route", "del", "blackhole", f"{target}/32", check=False)

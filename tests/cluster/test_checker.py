@@ -54,3 +54,6 @@ def test_unavailability_is_the_longest_gap_without_acks() -> None:
         h.answered(v, i, None)
         h.sends[v].answered_at = t
     assert unavailability(h, 10.0, 15.0) == 3.5
+    h.sends[b"v1"].partition = 1  # partition 0 acked at 10.0, 14.0, 14.2 only
+    assert unavailability(h, 10.0, 15.0, partition=0) == 4.0
+    assert unavailability(h, 10.0, 15.0, partition=1) == 4.5

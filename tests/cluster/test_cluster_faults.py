@@ -29,7 +29,11 @@ def _run(cluster: Cluster, fault, name: str) -> None:
     history = w.stop()
     report = check(history)
     window = unavailability(history, t_fault, w.produced_until)
-    print(f"\n[{name}] unavailability {window:.2f}s; {report.summary()}")
+    worst = max(unavailability(history, t_fault, w.produced_until, p) for p in range(3))
+    print(
+        f"\n[{name}] unavailability {window:.2f}s (worst partition {worst:.2f}s); "
+        f"{report.summary()}"
+    )
     assert report.ok, report.details()
     assert report.acked > 0 and not w.fatal, (report.summary(), w.fatal)
     # Writes went on after the fault: acks after the fault began.
