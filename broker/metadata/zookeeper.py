@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import json
 import logging
 import queue
@@ -67,6 +68,9 @@ from broker.metadata.store import (
 log = logging.getLogger(__name__)
 
 MAX_PARTITIONS = 100_000
+# A metadata change waits this long for ZooKeeper, then answers REQUEST_TIMED_OUT: callers run
+# on the broker's event loop, which must not stall until kazoo declares the connection lost.
+OPERATION_TIMEOUT_S = 4.0
 PRODUCER_ID_BLOCK = "/latest_producer_id_block"
 CONFIG_CHANGES = "/config/changes"
 LOG_DIR_EVENTS = "/log_dir_event_notification"
@@ -747,6 +751,21 @@ class ZooKeeperMetadataStore(MetadataStore):
         if not self.zk.connected:
             raise ZooKeeperUnavailableError("ZooKeeper is not reachable; retry later")
 
+    _ops: concurrent.futures.ThreadPoolExecutor | None = None
+
+    def _bounded(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a ZooKeeper operation on a worker thread, waiting at most
+        OPERATION_TIMEOUT_S (its outcome is then unknown, as with any timed-out request)."""
+        if self._ops is None:
+            self._ops = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="zk-op")
+        fut = self._ops.submit(fn, *args)
+        try:
+            return fut.result(timeout=OPERATION_TIMEOUT_S)
+        except concurrent.futures.TimeoutError:
+            raise ZooKeeperUnavailableError(
+                f"ZooKeeper did not answer within {OPERATION_TIMEOUT_S:.0f} s; retry later"
+            ) from None
+
     def _live_brokers(self) -> list[BrokerInfo]:
         try:
             return list(self._read_brokers().values())
@@ -775,7 +794,8 @@ class ZooKeeperMetadataStore(MetadataStore):
             raise InvalidPartitionsError(
                 f"number of partitions must be between 1 and {MAX_PARTITIONS}, got {partitions}"
             )
-        assignment = assign_replicas(self._live_brokers(), 0, partitions, replication_factor)
+        live = self._bounded(self._live_brokers)
+        assignment = assign_replicas(live, 0, partitions, replication_factor)
         cfg = {k: str(v) for k, v in (configs or {}).items() if v is not None}
         info = TopicInfo(
             name=name,
@@ -788,11 +808,15 @@ class ZooKeeperMetadataStore(MetadataStore):
         )
         if validate_only:
             return info
-        cepoch = self.controller_epoch()
-        try:
+
+        def write() -> list[Any]:
+            cepoch = self.controller_epoch()
             if self.zk.exists(config_path(name)) is not None:
                 self.zk.delete(config_path(name))  # a leftover of an interrupted delete
-            results = create_topic_znodes(self.zk, name, info.topic_id, assignment, cfg, cepoch)
+            return create_topic_znodes(self.zk, name, info.topic_id, assignment, cfg, cepoch)
+
+        try:
+            results = self._bounded(write)
         except KazooException as exc:
             raise ZooKeeperUnavailableError(f"ZooKeeper unavailable: {exc}") from None
         for r in results:
@@ -813,13 +837,18 @@ class ZooKeeperMetadataStore(MetadataStore):
         if info is None:
             raise UnknownTopicError(f"topic {name!r} does not exist")
         self._require_connected()
-        try:
+
+        def remove() -> None:
             # Kafka queues /admin/delete_topics/T for the controller; the effect (every broker
             # deletes its replicas when the topic's znode goes) is the same done directly.
-            self.zk.delete(topic_path(name), recursive=True)
-            self.zk.delete(config_path(name), recursive=True)
-        except NoNodeError:
-            pass
+            for path in (topic_path(name), config_path(name)):
+                try:
+                    self.zk.delete(path, recursive=True)
+                except NoNodeError:
+                    pass
+
+        try:
+            self._bounded(remove)
         except KazooException as exc:
             raise ZooKeeperUnavailableError(f"ZooKeeper unavailable: {exc}") from None
         self._known_topics.discard(name)
@@ -832,9 +861,11 @@ class ZooKeeperMetadataStore(MetadataStore):
             raise UnknownTopicError(f"topic {name!r} does not exist")
         self._require_connected()
         try:
-            data, stat = self.zk.get(topic_path(name))
+            data, stat = self._bounded(self.zk.get, topic_path(name))
         except NoNodeError:
             raise UnknownTopicError(f"topic {name!r} does not exist") from None
+        except KazooException as exc:
+            raise ZooKeeperUnavailableError(f"ZooKeeper unavailable: {exc}") from None
         obj = decode(data) or {}
         old = len(obj.get("partitions", {}))
         if total <= old:
@@ -844,17 +875,24 @@ class ZooKeeperMetadataStore(MetadataStore):
         if total > MAX_PARTITIONS:
             raise InvalidPartitionsError(f"at most {MAX_PARTITIONS} partitions")
         rf = len(next(iter(obj["partitions"].values())))
-        added = assign_replicas(self._live_brokers(), old, total - old, rf)
+        added = assign_replicas(self._bounded(self._live_brokers), old, total - old, rf)
         if validate_only:
             return info
         obj["partitions"].update({str(i): r for i, r in added.items()})
-        cepoch = self.controller_epoch()
-        tx = self.zk.transaction()
-        tx.set_data(topic_path(name), encode(obj), version=stat.version)
-        for i, reps in added.items():
-            tx.create(f"{partitions_path(name)}/{i}", b"")
-            tx.create(state_path(name, i), state_payload(reps[0], 0, reps, cepoch))
-        results = tx.commit()
+
+        def write() -> list[Any]:
+            cepoch = self.controller_epoch()
+            tx = self.zk.transaction()
+            tx.set_data(topic_path(name), encode(obj), version=stat.version)
+            for i, reps in added.items():
+                tx.create(f"{partitions_path(name)}/{i}", b"")
+                tx.create(state_path(name, i), state_payload(reps[0], 0, reps, cepoch))
+            return tx.commit()
+
+        try:
+            results = self._bounded(write)
+        except KazooException as exc:
+            raise ZooKeeperUnavailableError(f"ZooKeeper unavailable: {exc}") from None
         if any(isinstance(r, Exception) for r in results):
             raise InvalidPartitionsError(f"topic {name!r} changed concurrently; retry")
         self._enqueue(("topic", name))  # watches on the new state znodes
@@ -884,7 +922,8 @@ class ZooKeeperMetadataStore(MetadataStore):
         self._require_connected()
         cfg = {k: str(v) for k, v in configs.items() if v is not None}
         payload = encode({"version": 1, "config": cfg})
-        try:
+
+        def write() -> None:
             try:
                 self.zk.set(config_path(name), payload)
             except NoNodeError:
@@ -897,6 +936,9 @@ class ZooKeeperMetadataStore(MetadataStore):
                 sequence=True,
                 makepath=True,
             )
+
+        try:
+            self._bounded(write)
         except KazooException as exc:
             raise ZooKeeperUnavailableError(f"ZooKeeper unavailable: {exc}") from None
         self._apply_configs(name, cfg)
@@ -909,6 +951,16 @@ class ZooKeeperMetadataStore(MetadataStore):
         """The leader's ISR change, as a versioned setData of the state znode; raises
         FencedLeaderEpochError when another leader was elected meanwhile."""
         self._require_connected()
+        self._bounded(self._write_isr, topic, index, leader_epoch, new_isr)
+        info = self._topics.get(topic)
+        replicas = info.partitions[index].replicas if info and index in info.partitions else []
+        result = PartitionInfo(index, list(replicas), self.node_id, leader_epoch, list(new_isr))
+        if info is not None and index in info.partitions:
+            info.partitions[index] = result
+            self._post(self._notify, "on_partition_state_changed", info, index)
+        return result
+
+    def _write_isr(self, topic: str, index: int, leader_epoch: int, new_isr: list[int]) -> None:
         path = state_path(topic, index)
         while True:
             try:
@@ -931,17 +983,13 @@ class ZooKeeperMetadataStore(MetadataStore):
                 continue  # the controller changed it meanwhile: re-check the epoch
             except KazooException as exc:
                 raise ZooKeeperUnavailableError(f"ZooKeeper unavailable: {exc}") from None
-        info = self._topics.get(topic)
-        replicas = info.partitions[index].replicas if info and index in info.partitions else []
-        result = PartitionInfo(index, list(replicas), self.node_id, leader_epoch, list(new_isr))
-        if info is not None and index in info.partitions:
-            info.partitions[index] = result
-            self._post(self._notify, "on_partition_state_changed", info, index)
-        return result
 
     # -- producer ids --------------------------------------------------------------------
     def allocate_producer_ids(self, count: int) -> int:
         self._require_connected()
+        return int(self._bounded(self._allocate_producer_ids, count))
+
+    def _allocate_producer_ids(self, count: int) -> int:
         while True:
             try:
                 data, stat = self.zk.get(PRODUCER_ID_BLOCK)
@@ -1022,6 +1070,8 @@ class ZooKeeperMetadataStore(MetadataStore):
         if self.controller is not None:
             self.controller.stop()
         self._sync_q.put(("stop",))
+        if self._ops is not None:
+            self._ops.shutdown(wait=False)
         try:
             self.zk.stop()  # closes the session: ephemeral znodes go at once
             self.zk.close()
