@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import threading
 import time
+import warnings
 
 import pytest
 from kio.index import load_request_schema
@@ -429,7 +430,11 @@ def test_topic_config_change_applies_to_appends(broker) -> None:
         "live-config",
         set_config={"message.timestamp.type": "LogAppendTime", "max.message.bytes": "1000"},
     )
-    for future in admin.alter_configs([resource]).values():
+    with warnings.catch_warnings():
+        # deliberately the legacy AlterConfigs API (librdkafka deprecates it client-side)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        futures = admin.alter_configs([resource])
+    for future in futures.values():
         future.result(timeout=10)
     r = partition_response(c.call(produce_request(9, "live-config", 0, batch([b"x" * 2000]))))
     assert r.error_code.value == 10
