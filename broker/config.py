@@ -109,7 +109,12 @@ KEYS: dict[str, Key] = {
         Key("producer.id.expiration.ms", int, 86400000, "Idle producer state expires after this."),
         Key("transactional.id.expiration.ms", int, 604800000, "Idle transactional ids expire."),
         Key("offsets.topic.num.partitions", int, 50, "Partitions of __consumer_offsets."),
-        Key("offsets.topic.replication.factor", int, 1, "Replication of __consumer_offsets."),
+        Key(
+            "offsets.topic.replication.factor",
+            int,
+            3,
+            "Replicas of __consumer_offsets (Kafka's default; single-node mode uses 1).",
+        ),
         Key("offsets.retention.minutes", int, 10080, "Committed offsets retention."),
         Key(
             "group.initial.rebalance.delay.ms", int, 3000, "Delay of a new group's first rebalance."

@@ -4,7 +4,9 @@ Owns every group whose ``__consumer_offsets`` partition this broker leads: the s
 (Empty -> PreparingRebalance -> CompletingRebalance -> Stable, and Dead), member sessions,
 KIP-394 member ids, static membership (KIP-345), generation fencing, and the offsets cache
 that mirrors ``__consumer_offsets`` (records.py formats), loaded at start and expired by
-offsets.retention.minutes.
+offsets.retention.minutes. As in Kafka, ``__consumer_offsets`` is created by the first
+FindCoordinator or group request (``ensure_offsets_topic``) with exactly
+offsets.topic.replication.factor replicas, never at start with fewer.
 
 Time comes from an injectable clock and every deadline (session timeout, rebalance timeout,
 initial rebalance delay, pending member, retention) is checked by ``tick()``; the broker runs
@@ -149,7 +151,8 @@ class GroupCoordinator:
     # --- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Create/open __consumer_offsets, load the groups of every local partition, start timers."""
+        """Open __consumer_offsets if it exists, load the groups of every local partition,
+        start timers. A missing topic is created by the first group request."""
         await self.store.open()
         self.num_partitions = getattr(self.store, "num_partitions", self.num_partitions)
         for p in range(self.num_partitions):
@@ -188,6 +191,9 @@ class GroupCoordinator:
 
     async def load_partition(self, partition: int) -> None:
         """Become coordinator for the groups of one __consumer_offsets partition (replay it)."""
+        self._load_partition_now(partition)
+
+    def _load_partition_now(self, partition: int) -> None:
         self.loading.add(partition)
         try:
             offsets: dict[str, dict[tuple[str, int], CommittedOffset]] = {}
@@ -320,12 +326,38 @@ class GroupCoordinator:
         if group_id is None or group_id == "" or len(group_id.encode()) > MAX_STRING_BYTES:
             # Too long for the int16-length strings of __consumer_offsets keys.
             return E.invalid_group_id
+        err = self.ensure_offsets_topic()
+        if err != E.none:
+            return err
         p = self._partition(group_id)
         if p in self.loading:
             return E.coordinator_load_in_progress
         if p not in self.loaded:
             return E.not_coordinator
         return E.none
+
+    def ensure_offsets_topic(self) -> ErrorCode:
+        """Create __consumer_offsets if it does not exist yet (Kafka does on the first
+        FindCoordinator or group request); COORDINATOR_NOT_AVAILABLE while it cannot be
+        created with offsets.topic.replication.factor replicas (too few live brokers)."""
+        if self.store.exists():
+            return E.none
+        err = self.store.create()
+        if err != E.none:
+            return err
+        self.on_offsets_topic_created()
+        return E.none
+
+    def on_offsets_topic_created(self) -> None:
+        """Serve the groups of the new topic's partitions this broker leads. They are empty,
+        so they load at once (the request that created the topic is answered from them)."""
+        if not self._running:
+            return
+        self.store.refresh()
+        self.num_partitions = getattr(self.store, "num_partitions", self.num_partitions)
+        for p in range(self.num_partitions):
+            if p not in self.loaded and p not in self.loading and self.store.is_local(p):
+                self._load_partition_now(p)
 
     def partition_for(self, group_id: str) -> int:
         return self._partition(group_id)
@@ -1114,6 +1146,21 @@ class _TopicListener:
             self.coordinator.on_topic_deleted(topic.name)
         except Exception:  # never break the metadata change for the other listeners
             log.exception("dropping offsets of deleted topic %s failed", topic.name)
+
+    def on_topic_created(self, topic: Any) -> None:
+        """__consumer_offsets created by another broker, or by an admin's CreateTopics."""
+        if topic.name != OFFSETS_TOPIC:
+            return
+        try:
+            asyncio.get_running_loop().call_soon(self._created)
+        except RuntimeError:
+            self._created()
+
+    def _created(self) -> None:
+        try:
+            self.coordinator.on_offsets_topic_created()
+        except Exception:
+            log.exception("taking over the partitions of the new %s failed", OFFSETS_TOPIC)
 
     def on_partition_state_changed(self, topic: Any, index: int) -> None:
         """Cluster mode: leadership of a __consumer_offsets partition moved here or away."""

@@ -2,7 +2,9 @@
 
 ``OffsetsStore`` is the narrow interface the coordinator writes and replays through.
 ``BrokerOffsetsStore`` is the real one: it creates the compacted internal topic through the
-broker's MetadataStore, appends v2 batches (built by ``fastlog._core.build_batch``) to the
+broker's MetadataStore when the first group request needs it (``create``, Kafka's lazy
+creation with exactly offsets.topic.replication.factor replicas, capped at 1 in single-node
+mode), appends v2 batches (built by ``fastlog._core.build_batch``) to the
 partitions the ReplicaManager holds, and reads them back at load time. ``MemoryOffsetsStore``
 keeps the same records in lists, for state machine unit tests that need no broker.
 """
@@ -31,6 +33,12 @@ class StoreError(Exception):
 class OffsetsStore(Protocol):
     async def open(self) -> None: ...
 
+    def exists(self) -> bool: ...
+
+    def create(self) -> ErrorCode: ...
+
+    def refresh(self) -> None: ...
+
     async def close(self) -> None: ...
 
     def is_local(self, partition: int) -> bool: ...
@@ -52,6 +60,15 @@ class MemoryOffsetsStore:
         self.remote: set[int] = set()  # partitions led by another broker
 
     async def open(self) -> None:
+        return None
+
+    def exists(self) -> bool:
+        return True
+
+    def create(self) -> ErrorCode:
+        return ErrorCode.none
+
+    def refresh(self) -> None:
         return None
 
     async def close(self) -> None:
@@ -91,31 +108,73 @@ class BrokerOffsetsStore:
         self.ack_timeout_s = 5.0  # Kafka's offsets.commit.timeout.ms
 
     async def open(self) -> None:
-        md = self.broker.metadata
-        info = md.topic(OFFSETS_TOPIC)
-        if info is None:
-            brokers = md.brokers()
-            rf = max(1, min(self.replication_factor, len(brokers) if brokers else 1))
-            configs = {
-                "cleanup.policy": "compact",
-                "compression.type": "producer",
-                "segment.bytes": str(self.segment_bytes),
-            }
-            create = getattr(self.broker, "create_topic", None) or md.create_topic
-            try:
-                result = create(OFFSETS_TOPIC, self.num_partitions, rf, configs)
-                if inspect.isawaitable(result):
-                    await result
-                log.info("created %s with %d partitions", OFFSETS_TOPIC, self.num_partitions)
-            except Exception:
-                # Another broker of the cluster may have created it first.
-                info = md.topic(OFFSETS_TOPIC)
-                if info is None:
-                    raise
-                self.num_partitions = len(info.partitions)
-        else:
+        # Kafka creates the topic on the first group request, not at start (create()).
+        self.refresh()
+
+    def refresh(self) -> None:
+        info = self.broker.metadata.topic(OFFSETS_TOPIC)
+        if info is not None:
             # The topic's partition count, not the config, decides where groups live.
             self.num_partitions = len(info.partitions)
+
+    def exists(self) -> bool:
+        return self.broker.metadata.topic(OFFSETS_TOPIC) is not None
+
+    def effective_replication_factor(self) -> int:
+        """offsets.topic.replication.factor; capped at 1 in single-node (embedded) mode,
+        which can only ever have one broker, so `fastlog broker` works without config."""
+        from broker.metadata.embedded import EmbeddedMetadataStore
+
+        if isinstance(self.broker.metadata, EmbeddedMetadataStore):
+            return min(self.replication_factor, 1)
+        return self.replication_factor
+
+    def create(self) -> ErrorCode:
+        """Create __consumer_offsets with exactly the effective replication factor, as
+        Kafka does on the first FindCoordinator or group request. While fewer brokers are
+        alive: COORDINATOR_NOT_AVAILABLE (clients retry) and nothing is created, so the
+        first broker up does not leave every group's offsets on one replica."""
+        from broker.metadata.store import MetadataError, TopicAlreadyExistsError
+
+        md = self.broker.metadata
+        info = md.topic(OFFSETS_TOPIC)
+        if info is not None:
+            self.num_partitions = len(info.partitions)
+            return ErrorCode.none
+        rf = self.effective_replication_factor()
+        live = len(md.brokers())
+        if live < rf:
+            log.info(
+                "not creating %s yet: offsets.topic.replication.factor is %d, %d broker(s) alive",
+                OFFSETS_TOPIC,
+                rf,
+                live,
+            )
+            return ErrorCode.coordinator_not_available
+        configs = {
+            "cleanup.policy": "compact",
+            "compression.type": "producer",
+            "segment.bytes": str(self.segment_bytes),
+        }
+        create = getattr(self.broker, "create_topic", None) or md.create_topic
+        try:
+            info = create(OFFSETS_TOPIC, self.num_partitions, rf, configs)
+        except TopicAlreadyExistsError:  # another broker of the cluster was first
+            info = md.topic(OFFSETS_TOPIC)
+            if info is None:  # not in this broker's cache yet: its watch brings it soon
+                return ErrorCode.coordinator_not_available
+        except MetadataError as exc:  # too few brokers after all, ZooKeeper away...
+            log.warning("creating %s failed: %s", OFFSETS_TOPIC, exc)
+            return ErrorCode.coordinator_not_available
+        else:
+            log.info(
+                "created %s with %d partitions, replication factor %d",
+                OFFSETS_TOPIC,
+                self.num_partitions,
+                rf,
+            )
+        self.num_partitions = len(info.partitions)
+        return ErrorCode.none
 
     async def close(self) -> None:
         return None

@@ -4,7 +4,9 @@ Behavior:
 - key_type 0 (group): the coordinator is the leader of the group's __consumer_offsets
   partition (Java String.hashCode of the group id, abs, mod offsets.topic.num.partitions);
   COORDINATOR_NOT_AVAILABLE while the GroupCoordinator is not running or the partition has
-  no leader.
+  no leader. The first lookup creates __consumer_offsets (as Kafka) with exactly
+  offsets.topic.replication.factor replicas; while fewer brokers are alive it is not
+  created and the answer is COORDINATOR_NOT_AVAILABLE (clients retry).
 - key_type 1 (transaction): this broker when a transaction coordinator runs here, else
   COORDINATOR_NOT_AVAILABLE. Other key types: INVALID_REQUEST.
 - v4 (KIP-699) looks up a batch of keys and answers one entry per key.
@@ -58,8 +60,15 @@ def _lookup(ctx: RequestContext, key: str, key_type: int) -> dict[str, Any]:
         return {**none, "error_code": ErrorCode.coordinator_not_available, "error_message": None}
     if not key:
         return {**none, "error_code": ErrorCode.invalid_request, "error_message": "empty group id"}
-    partition = coord.partition_for(key)
     info = ctx.broker.metadata.topic(OFFSETS_TOPIC)
+    if info is None:
+        # Kafka creates __consumer_offsets on the first lookup, with exactly
+        # offsets.topic.replication.factor replicas, or answers COORDINATOR_NOT_AVAILABLE.
+        err = coord.ensure_offsets_topic()
+        if err != ErrorCode.none:
+            return {**none, "error_code": err, "error_message": None}
+        info = ctx.broker.metadata.topic(OFFSETS_TOPIC)
+    partition = coord.partition_for(key)
     leader = -1
     if info is not None and partition in info.partitions:
         leader = info.partitions[partition].leader

@@ -175,14 +175,19 @@ class Cluster:
                 self.brokers[node] = b
 
     # -- lifecycle -----------------------------------------------------------------------
-    def start(self) -> Cluster:
+    def connect_zookeeper(self) -> None:
+        """Create the chroot and connect the test's own kazoo client (start() does it)."""
         root = KazooClient(hosts=self.zk_server.connect, timeout=10)
         root.start(timeout=20)
         root.ensure_path(CHROOT)
         root.stop()
         root.close()
         self.zk.start(timeout=20)
-        self.precreate_offsets_topic()
+
+    def start(self, precreate_offsets: bool = True) -> Cluster:
+        self.connect_zookeeper()
+        if precreate_offsets:
+            self.precreate_offsets_topic()
         with ThreadPoolExecutor(len(self.brokers)) as pool:
             list(pool.map(self.start_broker, self.brokers))
         self.wait_registered(set(self.brokers))
@@ -231,9 +236,11 @@ class Cluster:
         raise RuntimeError(f"broker {node} did not start:\n{b.output()[-3000:]}")
 
     def precreate_offsets_topic(self) -> None:
-        """__consumer_offsets with RF 3 before any broker starts: the group coordinator
-        creates it at start with min(RF, live brokers), which would be 1 for the first
-        broker up. Written as kafka-topics --zookeeper did."""
+        """__consumer_offsets with RF 3 before any broker starts, written as kafka-topics
+        --zookeeper did. Brokers create it themselves on the first FindCoordinator (once
+        offsets.topic.replication.factor brokers are up; test_offsets_topic.py); writing it
+        up front lets tests look up a group's coordinator in ZooKeeper before any group
+        request."""
         from broker.metadata.zookeeper import create_topic_znodes
 
         self.zk.ensure_path("/brokers/topics")
