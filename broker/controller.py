@@ -19,7 +19,9 @@ ISR membership until it registers again.
 
 Every leader.imbalance.check.interval.seconds (auto.leader.rebalance.enable) it also moves
 leadership back to preferred replicas (the first of each assignment) when a broker's share of
-preferred partitions led elsewhere passes leader.imbalance.per.broker.percentage.
+preferred partitions led elsewhere passes leader.imbalance.per.broker.percentage, skipping
+partitions being reassigned. It is the broker's only periodic rebalancer (reassignment.py
+runs preferred elections only on request).
 
 Its writes are ZooKeeper transactions that check the version of ``/controller_epoch`` (a
 deposed controller's writes fail) and the version of the partition's state znode (a leader's
@@ -374,14 +376,17 @@ class KafkaController:
         """Kafka's auto leader rebalance: for each broker whose preferred partitions (it is
         the first replica) are led elsewhere more than leader.imbalance.per.broker.percentage,
         move leadership back where the preferred replica is alive and in the ISR. Returns the
-        number of partitions moved."""
+        number of partitions moved. Partitions being reassigned are left alone, as in Kafka:
+        their replica list is the transient target + original one (broker/reassignment.py
+        moves their leadership when it completes). The only periodic rebalancer."""
         from broker.metadata.zookeeper import decode, state_path
 
         threshold = int(self._setting("leader.imbalance.per.broker.percentage", 10)) / 100
         live = {int(c) for c in self.zk.get_children("/brokers/ids")}
+        moving = self._being_reassigned()
         by_preferred: dict[int, list[tuple[str, int, list[int]]]] = {}
         for topic, index, replicas in self._partitions():
-            if replicas:
+            if replicas and (topic, index) not in moving:
                 by_preferred.setdefault(replicas[0], []).append((topic, index, replicas))
         moved = 0
         for broker_id, parts in sorted(by_preferred.items()):
@@ -405,6 +410,20 @@ class KafkaController:
         if moved:
             log.info("controller %d: %d leader(s) back on preferred replicas", self.node_id, moved)
         return moved
+
+    def _being_reassigned(self) -> set[tuple[str, int]]:
+        """Partitions with adding or removing replicas in their topic znode (KIP-455)."""
+        from broker.metadata.zookeeper import decode, topic_path
+
+        out: set[tuple[str, int]] = set()
+        for topic in self.zk.get_children("/brokers/topics"):
+            try:
+                obj = decode(self.zk.get(topic_path(topic))[0]) or {}
+            except NoNodeError:
+                continue
+            for key in ("adding_replicas", "removing_replicas"):
+                out.update((topic, int(p)) for p, r in (obj.get(key) or {}).items() if r)
+        return out
 
     def _move_to_preferred(self, topic: str, index: int, preferred: int) -> bool:
         from broker.metadata.zookeeper import decode, state_path

@@ -17,10 +17,10 @@ Owns, on top of the ZooKeeper layout of broker/metadata/zookeeper.py:
   replicas the same way.
 - **Elections.** ``elect`` runs a preferred election (the first replica leads, if alive and
   in the ISR) or an unclean one (a partition without a live leader gets the first live ISR
-  member, else any live replica). ``auto.leader.rebalance.enable``: every
-  ``leader.imbalance.check.interval.seconds`` the controller restores preferred leaders on
-  brokers whose share of non-preferred leaders exceeds
-  ``leader.imbalance.per.broker.percentage``.
+  member, else any live replica), on request (ElectLeaders). The periodic preferred-leader
+  rebalance (``auto.leader.rebalance.enable``) is the controller's
+  (``KafkaController.preferred_leader_election`` in broker/controller.py); it leaves
+  partitions being reassigned alone.
 
 All ZooKeeper calls here are blocking (kazoo): handlers run them in an executor.
 """
@@ -166,27 +166,6 @@ def election(
             ELIGIBLE_LEADERS_NOT_AVAILABLE, f"No live replica among {replicas}."
         )
     raise ReassignmentError(INVALID_REQUEST, f"Unknown election type {kind}.")
-
-
-def imbalanced(
-    states: list[tuple[str, int, list[int], int, list[int]]], live: set[int], percentage: int
-) -> list[tuple[str, int]]:
-    """Partitions whose preferred leader should lead again: for each broker, if more than
-    ``percentage`` % of the partitions it is preferred for are led elsewhere, those whose
-    preferred replica is alive and in the ISR. ``states``: (topic, p, replicas, leader, isr)."""
-    by_pref: dict[int, list[tuple[str, int, list[int], int, list[int]]]] = {}
-    for s in states:
-        if s[2]:
-            by_pref.setdefault(s[2][0], []).append(s)
-    out = []
-    for broker, parts in sorted(by_pref.items()):
-        if broker not in live:
-            continue
-        off = [s for s in parts if s[3] != broker]
-        if not off or len(off) * 100 / len(parts) <= percentage:
-            continue
-        out += [(t, p) for t, p, _, _, isr in off if broker in isr]
-    return out
 
 
 # -- ZooKeeper access ------------------------------------------------------------------------
@@ -391,32 +370,14 @@ def elect(store: Any, topic: str, partition: int, kind: int) -> tuple[int, int]:
 
 
 # -- the controller side ------------------------------------------------------------------
-def _config(store: Any, name: str, default: Any) -> Any:
-    cfg = getattr(store, "broker_config", None)
-    value = cfg.get(name) if cfg is not None else None
-    if value is None:
-        return default
-    if isinstance(default, bool):
-        return (
-            str(value).strip().lower() in ("true", "1", "yes")
-            if isinstance(value, str)
-            else bool(value)
-        )
-    return type(default)(value)
-
-
 class ReassignmentController:
     """Runs on every broker, acts only while this broker is the active controller."""
 
     def __init__(self, store: ZooKeeperMetadataStore) -> None:
         self.store = store
         self.zk = store.zk
-        self.auto_rebalance = _config(store, "auto.leader.rebalance.enable", True)
-        self.check_interval = float(_config(store, "leader.imbalance.check.interval.seconds", 300))
-        self.imbalance_pct = int(_config(store, "leader.imbalance.per.broker.percentage", 10))
         self._wake = threading.Event()
         self._stopped = False
-        self._next_rebalance = time.monotonic() + self.check_interval
         self._recent: dict[tuple[str, int], float] = {}  # completed -> watch ISR until
         self._busy = True  # reassignments in flight at the last pass (or not looked yet)
         self._thread = threading.Thread(
@@ -453,8 +414,6 @@ class ReassignmentController:
     def _run(self) -> None:
         while not self._stopped and not getattr(self.store, "_closing", False):
             wait = POLL_S if self._busy or self._recent else IDLE_POLL_S
-            if self.auto_rebalance:
-                wait = min(wait, max(self._next_rebalance - time.monotonic(), 0.05))
             self._wake.wait(wait)
             self._wake.clear()
             if self._stopped or self._controller() is None:
@@ -463,9 +422,6 @@ class ReassignmentController:
                 self.legacy_requests()
                 self.complete_reassignments()
                 self.clean_isrs()
-                if self.auto_rebalance and time.monotonic() >= self._next_rebalance:
-                    self._next_rebalance = time.monotonic() + self.check_interval
-                    self.rebalance_leaders()
             except (KazooException, OSError) as exc:
                 log.debug("reassignment pass failed: %s", exc)
             except Exception:
@@ -586,45 +542,6 @@ class ReassignmentController:
                         p,
                         sorted(set(isr) - set(keep)),
                     )
-
-    def rebalance_leaders(self) -> int:
-        """auto.leader.rebalance.enable: preferred elections where brokers are imbalanced."""
-        from broker.metadata.zookeeper import decode, state_path
-
-        live = _live(self.zk)
-        states = []
-        moving = {(o.topic, o.partition) for o in list_ongoing(self.store)}
-        for topic in sorted(self.zk.get_children("/brokers/topics")):
-            try:
-                obj, _ = _topic_obj(self.zk, topic)
-            except ReassignmentError:
-                continue
-            for p, reps in obj["partitions"].items():
-                if (topic, int(p)) in moving:
-                    continue
-                try:
-                    st = decode(self.zk.get(state_path(topic, int(p)))[0]) or {}
-                except NoNodeError:
-                    continue
-                states.append(
-                    (
-                        topic,
-                        int(p),
-                        [int(r) for r in reps],
-                        int(st.get("leader", -1)),
-                        [int(r) for r in st.get("isr", [])],
-                    )
-                )
-        moved = 0
-        for topic, p in imbalanced(states, live, self.imbalance_pct):
-            try:
-                elect(self.store, topic, p, PREFERRED)
-                moved += 1
-            except ReassignmentError as exc:
-                log.debug("preferred election of %s-%d skipped: %s", topic, p, exc)
-        if moved:
-            log.info("auto leader rebalance: %d preferred leader(s) restored", moved)
-        return moved
 
 
 # -- the broker side ------------------------------------------------------------------------

@@ -77,18 +77,6 @@ def test_elections() -> None:
     assert ra.election(ra.UNCLEAN, [1, 2, 3], -1, [1], {2, 3}) == (2, [2])
 
 
-def test_imbalance() -> None:
-    states = [
-        ("t", 0, [1, 2], 1, [1, 2]),
-        ("t", 1, [1, 2], 2, [1, 2]),  # broker 1 preferred, led by 2
-        ("t", 2, [2, 1], 2, [2, 1]),
-        ("t", 3, [1, 2], 2, [2]),  # preferred not in the ISR: cannot move
-    ]
-    assert ra.imbalanced(states, {1, 2}, 10) == [("t", 1)]
-    assert ra.imbalanced(states, {1, 2}, 70) == []  # 2 of 3 = 66% <= 70%
-    assert ra.imbalanced(states, {2}, 10) == []  # broker 1 is down
-
-
 def test_load_plan(tmp_path: Path) -> None:
     f = tmp_path / "plan.json"
     f.write_text(
