@@ -1,25 +1,31 @@
 """Connections: size-prefixed frames, dispatch to handlers, in-order pipelined responses.
 
-One ``KafkaConnection`` (an asyncio Protocol on uvloop) per client socket. Each request
-frame starts a task right away (pipelining: a long-polling Fetch does not hold up the
-requests behind it), and a per-connection writer sends the responses strictly in request
-order. Zero-copy Fetch responses (``RawResponse``) are sent with sendfile(2) on a dup of
-the socket's fd, after the transport's own buffer has drained; uvloop has no
-``loop.sendfile``.
+One ``KafkaConnection`` (an asyncio BufferedProtocol on uvloop) per client socket. The
+socket is read into a reused 64 KiB read-ahead buffer; a frame that does not fit there is
+read straight into a buffer of its own (taken from a small server-wide pool: decoding copies
+what it keeps, so the buffer is given back once its request is decoded, unless a view of it
+is still alive). Each request frame starts a task right away (pipelining: a long-polling
+Fetch does not hold up the requests behind it), and a per-connection writer sends the
+responses strictly in request order. Zero-copy Fetch responses (``RawResponse``) are sent
+with sendfile(2) on a dup of the socket's fd, after the transport's own buffer has drained;
+uvloop has no ``loop.sendfile``.
 
 Limits: a size prefix above socket.request.max.bytes (or negative) closes the connection
-before anything is buffered for it; at most MAX_IN_FLIGHT requests per connection are
-read ahead (reading pauses beyond that).
+before anything is buffered for it; a large frame's buffer starts at 1 MiB and doubles as
+its bytes arrive, never sized by the prefix alone; at most MAX_IN_FLIGHT requests per
+connection are read ahead (reading pauses beyond that).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import ctypes
 import errno
 import logging
 import os
 import socket
+import struct
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -43,10 +49,36 @@ MAX_IN_FLIGHT = 64
 MIN_INFLIGHT_BYTES = 16 << 20
 WRITE_HIGH_WATER = 1 << 20
 WRITE_LOW_WATER = 1 << 18
+READ_AHEAD = 64 << 10
+LARGE_FRAME_START = 1 << 20  # a large frame's buffer starts here and doubles as bytes arrive
+MALLOC_MMAP_THRESHOLD = 8 << 20  # blocks below this come from the heap, not mmap
+MALLOC_TRIM_THRESHOLD = 64 << 20  # free heap kept before it is returned to the kernel
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
+FRAME_BUFFERS_KEPT = 8  # spare large-frame buffers kept by the server (not per connection)
+FRAME_BUFFER_KEEP_MAX = 4 << 20
+_I32 = struct.Struct(">i")
 _CLOSE = object()  # response slot value: close the connection after earlier responses
 
 
-class KafkaConnection(asyncio.Protocol):
+def tune_allocator() -> None:
+    """Keep freed request-sized blocks in the process (glibc only; elsewhere a no-op).
+
+    Every Produce request allocates a few blocks of its size (kio's copy of the records,
+    the writable copy offsets are assigned in). With glibc's defaults the heap top is given
+    back to the kernel as soon as a megabyte is free, so each request page-faults its
+    blocks in again: that, not the copy, was most of the cost of a copy in the profile.
+    """
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt(_M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD)
+    mallopt(_M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD)
+
+
+class KafkaConnection(asyncio.BufferedProtocol):
     def __init__(self, server: KafkaServer) -> None:
         self.server = server
         self.broker: Broker = server.broker
@@ -54,7 +86,15 @@ class KafkaConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.peer: str = "?"
         self.client_id: str | None = None
-        self._buf = bytearray()
+        # Read-ahead buffer for small frames (many per read); a frame too large for it is
+        # read into its own bytearray (self._frame) so that its body is never copied.
+        self._rbuf = bytearray(READ_AHEAD)
+        self._rview = memoryview(self._rbuf)
+        self._rlen = 0
+        self._frame: bytearray | None = None
+        self._frame_fill = 0
+        self._frame_target = 0  # the size of the large frame being read into self._frame
+        self._decoded: bytearray | None = None  # a large frame's buffer, decoded, to give back
         self._slots: collections.deque[asyncio.Future[Any]] = collections.deque()
         # Request bytes read but not yet answered: reading pauses above a bound, so a client
         # pipelining large requests cannot make the broker hold more than about two of them.
@@ -72,7 +112,7 @@ class KafkaConnection(asyncio.Protocol):
         self._dup_fd = -1
         self.last_active = time.monotonic()
 
-    # -- asyncio.Protocol ----------------------------------------------------------------
+    # -- asyncio.BufferedProtocol ----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's TCPTransport
         peer = transport.get_extra_info("peername")
@@ -111,16 +151,53 @@ class KafkaConnection(asyncio.Protocol):
     def resume_writing(self) -> None:
         self._writable.set()
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        # The kernel copies straight into the large frame being filled, or into the
+        # read-ahead buffer behind the bytes already there.
+        if self._decoded is not None:
+            # uvloop holds the buffer it read into until it asks for the next one: only
+            # now can a decoded frame's buffer pass the pool's no-views-left check.
+            self.server.give_back_frame_buffer(self._decoded)
+            self._decoded = None
+        frame = self._frame
+        if frame is not None:
+            fill = self._frame_fill
+            target = self._frame_target
+            if fill == len(frame):
+                # Grown as bytes arrive, never to the announced size up front: a client
+                # announcing socket.request.max.bytes and sending nothing costs little.
+                frame += bytes(min(len(frame), target - fill))
+            return memoryview(frame)[fill:target]
+        return self._rview[self._rlen :]
+
+    def buffer_updated(self, nbytes: int) -> None:
         if self._closed:
             return
         self.last_active = time.monotonic()
-        buf = self._buf
-        buf += data
+        frame = self._frame
+        if frame is not None:
+            self._frame_fill += nbytes
+            if self._frame_fill < self._frame_target:
+                return
+            self._frame = None
+            self._frame_size = size = self._frame_target
+            view = memoryview(frame)[:size].toreadonly()  # kio wants a read-only buffer
+            ok = self._dispatch_guarded(view)
+            view.release()
+            self._decoded = frame
+            if ok:
+                self._maybe_pause_reading()
+            return
+        self._rlen += nbytes
+        self._split_frames()
+
+    def _split_frames(self) -> None:
+        """Dispatch every complete frame in the read-ahead buffer; keep a partial one."""
+        rbuf = self._rbuf
+        n = self._rlen
         pos = 0
-        n = len(buf)
         while n - pos >= 4:
-            size = int.from_bytes(buf[pos : pos + 4], "big", signed=True)
+            (size,) = _I32.unpack_from(rbuf, pos)
             if size < 0 or size > self.max_request:
                 # Refused before buffering the body: CVE-2022-34917 style memory exhaustion.
                 log.warning(
@@ -129,30 +206,56 @@ class KafkaConnection(asyncio.Protocol):
                     size,
                     self.max_request,
                 )
-                self._buf = bytearray()
+                self._rlen = 0
                 self.abort()
                 return
             end = pos + 4 + size
             if end > n:
+                if 4 + size > len(rbuf):
+                    # Too large for the read-ahead buffer: it gets a buffer of its own that
+                    # the rest of it is read into directly.
+                    have = n - pos - 4
+                    frame = self.server.take_frame_buffer(min(size, max(LARGE_FRAME_START, have)))
+                    frame[:have] = self._rview[pos + 4 : n]
+                    self._frame = frame
+                    self._frame_fill = have
+                    self._frame_target = size
+                    self._rlen = 0
+                    self._maybe_pause_reading()
+                    return
                 break
             self._frame_size = size
-            try:
-                self._dispatch(bytes(buf[pos + 4 : end]))
-            except Exception:  # a bug here must cost this connection only
-                log.exception("closing %s: cannot dispatch a request", self.peer)
-                self._buf = bytearray()
-                self.abort()
+            # One copy of a small frame out of the read-ahead buffer, which is reused.
+            if not self._dispatch_guarded(bytes(self._rview[pos + 4 : end])):
                 return
             pos = end
-            if self._closed:
-                return
-            if self._closed_input:
-                # Nothing after a refused request is processed (its response would never
-                # be sent): drop the rest of the buffer.
-                self._buf = bytearray()
-                return
         if pos:
-            del buf[:pos]
+            rest = n - pos
+            if rest:
+                rbuf[:rest] = rbuf[pos:n]
+            self._rlen = rest
+        self._maybe_pause_reading()
+
+    def _dispatch_guarded(self, frame: bytes | memoryview) -> bool:
+        """Dispatch one frame; False when nothing more may be read from this connection."""
+        try:
+            self._dispatch(frame)
+        except Exception:  # a bug here must cost this connection only
+            log.exception("closing %s: cannot dispatch a request", self.peer)
+            self._rlen = 0
+            self.abort()
+            return False
+        if self._closed:
+            return False
+        if self._closed_input:
+            # Nothing after a refused request is processed (its response would never be
+            # sent): drop the rest of what was read.
+            self._rlen = 0
+            self._frame = None
+            return False
+        return True
+
+    def _maybe_pause_reading(self) -> None:
         if not self._reading_paused and (
             len(self._slots) >= MAX_IN_FLIGHT or self._inflight_bytes >= self.max_inflight_bytes
         ):
@@ -177,7 +280,7 @@ class KafkaConnection(asyncio.Protocol):
         self._slot_ready.set()
         return fut
 
-    def _dispatch(self, frame: bytes) -> None:
+    def _dispatch(self, frame: bytes | memoryview) -> None:
         try:
             header = parse_request_header(frame)
         except ProtocolError as exc:
@@ -406,6 +509,30 @@ class KafkaServer:
         self.tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.base_events.Server | None = None
         self._idle_task: asyncio.Task[None] | None = None
+        # Buffers of large frames, reused: a fresh megabyte per Produce request costs page
+        # faults (glibc gives large blocks back to the kernel), more than the copy it saves.
+        self._frame_buffers: list[bytearray] = []
+
+    def take_frame_buffer(self, at_least: int) -> bytearray:
+        """A buffer for one large request frame, of ``at_least`` bytes or more."""
+        pool = self._frame_buffers
+        for i in range(len(pool) - 1, -1, -1):
+            if len(pool[i]) >= at_least:
+                return pool.pop(i)
+        # Rounded up so that a spare fits the next request of about the same size.
+        return bytearray(max(at_least, LARGE_FRAME_START))
+
+    def give_back_frame_buffer(self, buf: bytearray) -> None:
+        """Return a frame's buffer once its request is decoded (decoding copies what it
+        keeps); a buffer something still holds a view of is never reused."""
+        if len(buf) > FRAME_BUFFER_KEEP_MAX or len(self._frame_buffers) >= FRAME_BUFFERS_KEPT:
+            return
+        try:
+            buf.append(0)  # raises BufferError while any view of it is alive
+        except BufferError:
+            return
+        del buf[-1]
+        self._frame_buffers.append(buf)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()

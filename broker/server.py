@@ -356,4 +356,7 @@ async def serve(config: BrokerConfig, ready: Callable[[Broker], None] | None = N
 def run(config: BrokerConfig) -> None:
     import uvloop
 
+    from broker.network import tune_allocator
+
+    tune_allocator()
     uvloop.run(serve(config))

@@ -4,6 +4,7 @@ producer (dedup, sequence and epoch errors, state across restarts), on raw socke
 from __future__ import annotations
 
 import datetime
+import random
 import threading
 import time
 import warnings
@@ -12,7 +13,7 @@ import pytest
 from kio.index import load_request_schema
 from test_broker_network import RawClient, request
 
-from broker.protocol import decode_response, make, nested
+from broker.protocol import decode_response, encode_request, make, nested
 from fastlog import _core
 
 
@@ -441,3 +442,34 @@ def test_topic_config_change_applies_to_appends(broker) -> None:
     r = partition_response(c.call(produce_request(9, "live-config", 0, batch([b"small"], ts=1000))))
     assert r.error_code.value == 0 and r.log_append_time is not None
     c.close()
+
+
+def test_large_requests_pipelined_and_split(client: RawClient) -> None:
+    """Frames larger than the broker's 64 KiB read-ahead buffer are read into buffers of
+    their own, reused from request to request: several in a row, split at odd places and
+    mixed with small requests, each is appended whole and in order."""
+    topic = "large-frames"
+    rng = random.Random(6)
+    sizes = [70_000, 900_000, 10, 1_000_000, 300_000, 2_500_000, 5, 900_000, 65_530]
+    values = [rng.randbytes(n) for n in sizes]
+    blob = bytearray()
+    for cid, value in enumerate(values, start=1):
+        blob += encode_request(produce_request(9, topic, 0, batch([value])), cid, "large")
+    cuts = [1, 7, 65_536, 3, 200_000, 13, 1 << 20]
+    pos = i = 0
+    while pos < len(blob):
+        client.send_frame(bytes(blob[pos : pos + cuts[i % len(cuts)]]))
+        pos += cuts[i % len(cuts)]
+        i += 1
+    kept = []
+    for cid, value in enumerate(values, start=1):
+        got, response = decode_response(client.read_frame(), 0, 9)
+        assert got == cid
+        code = partition_response(response).error_code.value
+        if len(value) > 1_048_588 - 100:  # above max.message.bytes: refused, whole
+            assert code == 10  # MESSAGE_TOO_LARGE
+        else:
+            assert code == 0
+            kept.append(value)
+    _, records = fetch_all(client, topic)
+    assert [r[3] for r in records] == kept
