@@ -14,8 +14,11 @@ def make_broker(tmp_path: Path) -> Iterator:
     """Factory: make_broker(overrides={...}) -> started BrokerProcess; all stopped at teardown."""
     started: list[BrokerProcess] = []
 
-    def _make(overrides: dict[str, str] | None = None, extra_args: list[str] | None = None,
-              data_dir: Path | None = None) -> BrokerProcess:
+    def _make(
+        overrides: dict[str, str] | None = None,
+        extra_args: list[str] | None = None,
+        data_dir: Path | None = None,
+    ) -> BrokerProcess:
         d = data_dir or tmp_path / f"data-{len(started)}"
         d.mkdir(parents=True, exist_ok=True)
         b = BrokerProcess(d, free_port(), dict(overrides or {}), list(extra_args or []))
@@ -35,3 +38,13 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
     b = BrokerProcess(d, free_port(), {"num.partitions": "3"}).start()
     yield b
     b.stop()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Multi-broker fault tests race real timeouts (ZooKeeper sessions, elections) on 2 shared
+    cores; one in a few hundred runs has lost such a race. They may run twice more before
+    they fail. Every other test runs once."""
+    for item in items:
+        if item.get_closest_marker("cluster") is not None:
+            item.add_marker(pytest.mark.flaky(reruns=2, reruns_delay=1))
