@@ -47,6 +47,7 @@ from kazoo.exceptions import (
     KazooException,
     NodeExistsError,
     NoNodeError,
+    RolledBackError,
 )
 from kazoo.protocol.states import WatchedEvent
 
@@ -195,36 +196,42 @@ class KafkaController:
         payload = json.dumps(
             {"version": 1, "brokerid": self.node_id, "timestamp": str(int(time.time() * 1000))}
         ).encode()
-        try:
-            self.zk.create(CONTROLLER, payload, ephemeral=True)
-        except NodeExistsError:
+        if not self._register_and_bump_epoch(payload):
             self.zk.exists(CONTROLLER, watch=self._watch)
             self._events.put("elect")  # re-read who won, with a watch
             return
         self.zk.exists(CONTROLLER, watch=self._watch)
-        self._bump_epoch()
         self.active = True
         log.info("broker %d is the controller (epoch %d)", self.node_id, self.epoch)
         self.reconcile()
         self._config_changes()
 
-    def _bump_epoch(self) -> None:
+    def _register_and_bump_epoch(self, payload: bytes) -> bool:
+        """Create /controller and bump /controller_epoch in one transaction, as Kafka does:
+        nobody can see a new controller with the old epoch. False if another broker won."""
         while True:
             try:
                 data, stat = self.zk.get(CONTROLLER_EPOCH)
-                new = int(data.decode() or 0) + 1
-                stat2 = self.zk.set(CONTROLLER_EPOCH, str(new).encode(), version=stat.version)
-                self.epoch, self.epoch_zk_version = new, stat2.version
-                return
             except NoNodeError:
                 try:
-                    self.zk.create(CONTROLLER_EPOCH, b"1")
-                    self.epoch, self.epoch_zk_version = 1, 0
-                    return
+                    self.zk.create(CONTROLLER_EPOCH, b"0")
                 except NodeExistsError:
-                    continue
-            except BadVersionError:
+                    pass
                 continue
+            new = int(data.decode() or 0) + 1
+            tx = self.zk.transaction()
+            tx.set_data(CONTROLLER_EPOCH, str(new).encode(), version=stat.version)
+            tx.create(CONTROLLER, payload, ephemeral=True)
+            results = tx.commit()
+            if isinstance(results[1], NodeExistsError):
+                return False
+            if isinstance(results[0], BadVersionError):
+                continue  # another controller bumped it meanwhile: read again
+            for r in results:
+                if isinstance(r, Exception) and not isinstance(r, RolledBackError):
+                    raise r
+            self.epoch, self.epoch_zk_version = new, results[0].version
+            return True
 
     def _offline_log_dirs(self) -> set[int]:
         """Brokers whose data directory failed since they registered (Kafka's log dir
