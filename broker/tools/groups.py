@@ -16,8 +16,7 @@ from typing import Any
 
 import click
 
-DEFAULT_BOOTSTRAP = "localhost:9092"
-DEFAULT_TIMEOUT = 10.0
+from broker.tools.topics import common
 
 
 class ToolError(click.ClickException):
@@ -160,31 +159,6 @@ def _state_name(state: Any) -> str:
     return names.get(name, name)
 
 
-_common = [
-    click.option(
-        "--bootstrap-server",
-        "-b",
-        default=DEFAULT_BOOTSTRAP,
-        show_default=True,
-        metavar="HOST:PORT",
-        help="Broker(s) to connect to, comma-separated.",
-    ),
-    click.option(
-        "--timeout",
-        default=DEFAULT_TIMEOUT,
-        show_default=True,
-        type=click.FloatRange(min=0.1),
-        help="Seconds to wait for the broker.",
-    ),
-]
-
-
-def _common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    for option in reversed(_common):
-        fn = option(fn)
-    return fn
-
-
 def _table(rows: list[list[str]]) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
@@ -207,7 +181,7 @@ def groups() -> None:
     ),
     help="Only groups in this state (repeatable).",
 )
-@_common_options
+@common
 def list_(states: tuple[str, ...], bootstrap_server: str, timeout: float) -> None:
     """Every consumer group: id, state and protocol type."""
     from confluent_kafka import ConsumerGroupState
@@ -300,7 +274,7 @@ def _describe(admin: Admin, group: str) -> dict[str, Any]:
 @click.argument("group_ids", metavar="[GROUP]...", nargs=-1)
 @click.option("--all-groups", is_flag=True, help="Describe every group.")
 @click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
-@_common_options
+@common
 def describe(
     group_ids: tuple[str, ...],
     all_groups: bool,
@@ -399,7 +373,7 @@ def _parse_datetime(value: str) -> int:
     is_flag=True,
     help="Commit the new offsets (the default; kept for kafka-consumer-groups habits).",
 )
-@_common_options
+@common
 def reset_offsets(
     group: str,
     topic_spec: str,
@@ -474,7 +448,7 @@ def reset_offsets(
 
 @groups.command()
 @click.argument("group_ids", metavar="GROUP...", nargs=-1, required=True)
-@_common_options
+@common
 def delete(group_ids: tuple[str, ...], bootstrap_server: str, timeout: float) -> None:
     """Delete groups with no active members, with all their committed offsets."""
     admin = Admin(bootstrap_server, timeout)
