@@ -14,6 +14,8 @@ CorruptRecordError, never a read past the end of the buffer.
 
 import time as _time
 
+cimport cython
+
 import cramjam as _cramjam
 
 from cpython.buffer cimport (
@@ -34,6 +36,7 @@ from cpython.bytes cimport (
     PyBytes_GET_SIZE,
 )
 from cpython.list cimport PyList_Append
+from cpython.object cimport PyObject_RichCompare
 from cpython.tuple cimport PyTuple_CheckExact, PyTuple_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.unicode cimport PyUnicode_Check, PyUnicode_DecodeUTF8
@@ -67,8 +70,44 @@ cdef extern from *:
         Py_INCREF(e); PyTuple_SET_ITEM(r, 4, e);
         return r;
     }
+
+    /* Expose object fields of a type as member descriptors (T_OBJECT_EX). Cython exposes cdef
+       attributes as getset properties, which CPython 3.11's adaptive interpreter cannot
+       specialise: a member slot makes `record.value` a LOAD_ATTR_SLOT, an indexed load. */
+    #include <structmember.h>
+    static PyMemberDef fl_record_members[3];
+    /* Where in instance o the field holding `needle` lies (Cython has no offsetof for object
+       fields): scanned once at import, with distinct sentinels as the field values. */
+    static Py_ssize_t fl_slot_of(PyObject *o, PyObject *needle) {
+        Py_ssize_t n = Py_TYPE(o)->tp_basicsize;
+        for (Py_ssize_t off = sizeof(PyObject); off + (Py_ssize_t)sizeof(PyObject *) <= n;
+             off += sizeof(PyObject *))
+            if (*(PyObject **)((char *)o + off) == needle) return off;
+        PyErr_SetString(PyExc_RuntimeError, "Record field not found in its instance layout");
+        return -1;
+    }
+    static int fl_object_members(PyTypeObject *t, Py_ssize_t key_off, Py_ssize_t value_off) {
+        const char *names[2] = {"key", "value"};
+        Py_ssize_t offs[2] = {key_off, value_off};
+        for (int i = 0; i < 2; i++) {
+            fl_record_members[i].name = names[i];
+            fl_record_members[i].type = T_OBJECT_EX;
+            fl_record_members[i].offset = offs[i];
+            fl_record_members[i].flags = READONLY;
+            fl_record_members[i].doc = NULL;
+            PyObject *d = PyDescr_NewMember(t, &fl_record_members[i]);
+            if (d == NULL) return -1;
+            int rc = PyDict_SetItemString(t->tp_dict, names[i], d);
+            Py_DECREF(d);
+            if (rc < 0) return -1;
+        }
+        PyType_Modified(t);
+        return 0;
+    }
     """
     object fl_record(PyObject* rtype, object a, object b, object c, object d, object e)
+    int fl_object_members(type t, Py_ssize_t key_off, Py_ssize_t value_off) except -1
+    Py_ssize_t fl_slot_of(object o, object needle) except -1
 
 cdef extern from "<errno.h>" nogil:
     int EWOULDBLOCK
@@ -667,6 +706,90 @@ cdef object _record_error(str what, Py_ssize_t index, Py_ssize_t position):
 cdef struct Shape:
     PyObject* rtype  # NULL: plain tuples, else the tuple subclass to allocate
     bint tuple_headers  # headers as a tuple, () when none, instead of a list
+    bint core_record  # records are fastlog Record objects (rtype unused)
+
+
+@cython.final
+@cython.freelist(64)
+@cython.no_gc
+cdef class Record:
+    """One record of a log, as read back: offset, timestamp, key, value, headers.
+
+    A compact immutable object rather than a tuple, because Log.read makes one per record and a
+    tuple subclass costs a GC-tracked allocation, an int per offset and a list per record even
+    when nothing uses them: here offset and timestamp are C integers, the headers list is made
+    on first access, instances come from a free list and are not tracked by the cyclic GC (key,
+    value and the header pairs are bytes and str; a headers list a caller makes refer back to
+    its record is the one cycle that would leak). It behaves as the 5-tuple it replaces:
+    ``offset, ts, key, value, headers = record``, ``record[3]``, ``len(record)``, equality with
+    tuples and other records, ``_fields``, ``_asdict()``, ``_replace()``, pickling.
+    """
+
+    cdef readonly int64_t offset
+    cdef readonly int64_t timestamp
+    cdef readonly object key
+    cdef readonly object value
+    cdef object _headers
+
+    _fields = ("offset", "timestamp", "key", "value", "headers")
+
+    def __init__(self, int64_t offset, int64_t timestamp, key, value, headers=None):
+        self.offset = offset
+        self.timestamp = timestamp
+        self.key = key
+        self.value = value
+        self._headers = headers
+
+    @property
+    def headers(self) -> list:
+        if self._headers is None:
+            self._headers = []
+        return self._headers
+
+    cdef tuple _tuple(self):
+        return (self.offset, self.timestamp, self.key, self.value, self.headers)
+
+    def __len__(self) -> int:
+        return 5
+
+    def __iter__(self):
+        return iter(self._tuple())
+
+    def __getitem__(self, i):
+        return self._tuple()[i]
+
+    def __richcmp__(self, other, int op):
+        if isinstance(other, Record):
+            other = (<Record>other)._tuple()
+        elif not isinstance(other, tuple):
+            return NotImplemented
+        return PyObject_RichCompare(self._tuple(), other, op)
+
+    __hash__ = None  # headers is a list, as it was when Record was a NamedTuple
+
+    def __repr__(self) -> str:
+        return (f"Record(offset={self.offset}, timestamp={self.timestamp}, key={self.key!r}, "
+                f"value={self.value!r}, headers={self.headers!r})")
+
+    def __reduce__(self):
+        return (Record, self._tuple())
+
+    def _asdict(self) -> dict:
+        return dict(zip(self._fields, self._tuple()))
+
+    def _replace(self, **changes) -> Record:
+        d = self._asdict()
+        for k, v in changes.items():
+            if k not in d:
+                raise ValueError(f"Got unexpected field names: {[k]!r}")
+            d[k] = v
+        return Record(**d)
+
+
+_k, _v = object(), object()
+_probe = Record(0, 0, _k, _v)
+fl_object_members(Record, fl_slot_of(_probe, _k), fl_slot_of(_probe, _v))
+del _probe, _k, _v
 
 
 cdef int _parse_records(
@@ -690,6 +813,7 @@ cdef int _parse_records(
     cdef int32_t i
     cdef bint log_append_time = (h.attributes >> 3) & 1
     cdef list hl
+    cdef Record rec
     # records of a batch mostly share one timestamp (a producer's linger, LogAppendTime, bare
     # values stamped once): one int object for a run of equal timestamps, not one per record
     ts_obj = None
@@ -741,7 +865,7 @@ cdef int _parse_records(
         # a header takes at least 2 bytes: refuse counts the record cannot hold before looping
         if nh < 0 or nh > (rec_end - pos) // 2:
             raise _record_error(f"header count {nh} out of range", i, rec_start)
-        hl = [] if nh or not shape.tuple_headers else None
+        hl = [] if nh or not (shape.tuple_headers or shape.core_record) else None
         for j in range(nh):
             if _read_varint(p, rec_end, &pos, &hklen, 5) < 0:
                 raise _record_error("invalid header key length varint", i, rec_start)
@@ -764,6 +888,17 @@ cdef int _parse_records(
         if pos != rec_end:
             raise _record_error(
                 f"length says {length} bytes, its fields end {rec_end - pos} bytes short", i, rec_start)
+        if shape.core_record:
+            rec = Record.__new__(Record)
+            rec.offset = offset
+            rec.timestamp = timestamp
+            rec.key = key
+            rec.value = value
+            rec._headers = hl
+            PyList_Append(out, rec)
+            if budget[0] > 0:
+                budget[0] -= 1
+            continue
         if ts_obj is None or timestamp != last_ts:
             ts_obj = timestamp
             last_ts = timestamp
@@ -814,7 +949,8 @@ cdef int _shape(Shape* shape, object record_type, bint tuple_headers) except -1:
     """How records are built: record_type None gives plain tuples, else the tuple subclass."""
     shape.rtype = NULL
     shape.tuple_headers = tuple_headers
-    if record_type is None or record_type is tuple:
+    shape.core_record = record_type is Record
+    if record_type is None or record_type is tuple or shape.core_record:
         return 0
     if not isinstance(record_type, type) or not issubclass(record_type, tuple):
         raise TypeError(f"record_type must be a tuple subclass (a NamedTuple), not {record_type!r}")

@@ -1,6 +1,6 @@
 """Value types of the storage API: Record, AppendInfo, FetchSlice; embedded input normalisation.
 
-``Record`` is what ``Log.read`` yields. ``AppendInfo`` and ``FetchSlice`` are what the broker
+``Record`` (the core's type) is what ``Log.read`` yields. ``AppendInfo`` and ``FetchSlice`` are what the broker
 gets from ``Log.append_batches`` and ``Log.read_slice``. ``to_core_records`` turns the
 embedded API's loose input (bytes, (key, value) tuples ...) into the 4-tuples
 ``_core.build_batch`` encodes, with a clear error for anything else.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 from fastlog import _core
 from fastlog.errors import InvalidRecordError
@@ -21,14 +21,10 @@ CoreRecord = tuple[bytes | None, bytes | None, Sequence[Header] | None, int]
 _BYTES_LIKE = (bytes, bytearray, memoryview)
 
 
-class Record(NamedTuple):
-    """One record of the log, as read back."""
-
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[Header]
+# One record of the log, as read back: offset, timestamp, key, value, headers. Made in the core
+# (a compact object that unpacks, indexes and compares as the 5-tuple it replaced, see _core.pyi),
+# because Log.read makes one per record and that allocation is most of the cost of reading.
+Record = _core.Record
 
 
 @dataclass(slots=True)
