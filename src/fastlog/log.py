@@ -34,7 +34,7 @@ import shutil
 import threading
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import chain, repeat
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -85,31 +85,18 @@ READ_CHUNK = 256 * 1024
 # recovery merely re-validates a little more
 CHECKPOINT_INTERVAL_MS = 60_000
 
-_make = tuple.__new__
 _INT32_MAX = 2**31 - 1
 
 
-def _core_makes_records() -> bool:
-    try:
-        _core.iter_records(b"", record_type=Record)
-    except TypeError:
-        return False
-    return True
-
-
-_CORE_MAKES_RECORDS = _core_makes_records()
-
-
 def _decode(buf: Any, start_offset: int, max_records: int) -> list[Any]:
-    """_core.iter_records with the cyclic GC paused: decoding allocates two tracked objects
-    per record, and letting the collector run over them mid-burst triples the cost."""
+    """_core.iter_records with the cyclic GC paused. Records are not tracked by the GC, but
+    records with headers carry a list each, and letting the collector run over a burst of
+    those mid-decode triples the cost."""
     enabled = gc.isenabled()
     if enabled:
         gc.disable()
     try:
-        if _CORE_MAKES_RECORDS:
-            return _core.iter_records(buf, start_offset, max_records, record_type=Record)
-        return _core.iter_records(buf, start_offset, max_records)
+        return _core.iter_records(buf, start_offset, max_records, record_type=Record)
     finally:
         if enabled:
             gc.enable()
@@ -808,7 +795,7 @@ class Log:
             if remaining > 0:
                 remaining -= len(recs)
             if recs:
-                yield recs if _CORE_MAKES_RECORDS else list(map(_make, repeat(Record), recs))
+                yield recs
 
     def read_slice(
         self,
