@@ -710,7 +710,7 @@ cdef struct Shape:
 
 
 @cython.final
-@cython.freelist(64)
+@cython.freelist(4096)
 @cython.no_gc
 cdef class Record:
     """One record of a log, as read back: offset, timestamp, key, value, headers.
