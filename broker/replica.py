@@ -5,7 +5,8 @@ MetadataStore, and again whenever topics are created, grown, reconfigured or del
 retention/compaction when the broker asks, and wakes long-polling Fetch requests when
 records are appended. A Partition validates produced batches (``_core.scan_batches``:
 magic, length, CRC-32C), enforces message.max.bytes, checks idempotent producer sequences
-(broker.producer_state), appends, and keeps the high watermark. On this single-node
+(broker.producer_state), re-encodes batches under the topic's compression.type
+(broker.log_validator), appends, and keeps the high watermark. On this single-node
 embedded store the ISR is the leader alone, so the high watermark is the log end offset as
 soon as an append returns.
 """
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from broker import log_validator
 from broker.metadata import TopicInfo
 from broker.producer_state import ProducerStateManager
 
@@ -69,6 +71,7 @@ class AppendLimits:
     min_insync_replicas: int
     timestamp_before_max_ms: int
     timestamp_after_max_ms: int
+    target_compression: int  # log_validator codec, or log_validator.PRODUCER (as sent)
 
 
 def partition_dir_name(topic: str, index: int) -> str:
@@ -179,6 +182,9 @@ class Partition:
                 min_insync_replicas=int(self.config_value("min.insync.replicas")),
                 timestamp_before_max_ms=min(before, difference),
                 timestamp_after_max_ms=int(self.config_value("message.timestamp.after.max.ms")),
+                target_compression=log_validator.target_codec(
+                    self.topic, self.config_value("compression.type")
+                ),
             )
         return self._limits
 
@@ -294,6 +300,16 @@ class Partition:
                     result.log_append_time = dup.timestamp
                 return result
             producer = (b.producer_id, b.producer_epoch, b.base_sequence, last_seq)
+
+        target = limits.target_compression
+        if target != log_validator.PRODUCER and log_validator.needs_recompression(batches, target):
+            try:  # compression.type: Kafka's LogValidator re-encodes on the leader
+                buf = log_validator.recompress(
+                    buf, batches, target, max_message_bytes=limits.max_message_bytes
+                )
+            except log_validator.RecompressionError as exc:
+                result.error_code, result.error_message = exc.error_code, exc.message
+                return result
 
         log_append_time = now_ms if limits.log_append_time else -1
         from fastlog import errors

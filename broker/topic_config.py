@@ -78,6 +78,8 @@ class TopicConfigDef:
     choices: tuple[str, ...] | None = None
     # Who enforces it, for the docs and for the honest answer to "does this do anything?"
     enforced_by: str = "log"
+    # A check beyond at_least/at_most/choices: the reason a typed value is refused, or None.
+    check: Callable[[Any], str | None] | None = None
 
 
 def _def(
@@ -98,6 +100,14 @@ _L, _I, _D, _B, _S, _LIST = (
 _HOURS = 3_600_000
 _MINUTES = 60_000
 
+
+def _gzip_level(level: int) -> str | None:
+    """Deflater's levels 1-9, or -1 for its default (Kafka's CompressionType.GZIP)."""
+    if level > 9 or (level < 1 and level != -1):
+        return "Value must be between 1 and 9 or equal to -1"
+    return None
+
+
 TOPIC_CONFIGS: dict[str, TopicConfigDef] = {
     d.name: d
     for d in (
@@ -111,13 +121,43 @@ TOPIC_CONFIGS: dict[str, TopicConfigDef] = {
             choices=("compact", "delete"),
         ),
         _def(
+            "compression.gzip.level",
+            _I,
+            -1,
+            "The compression level to use if compression.type is set to gzip.",
+            "compression.gzip.level",
+            check=_gzip_level,
+            enforced_by="none",  # the core compresses at gzip's default level (see log_validator)
+        ),
+        _def(
+            "compression.lz4.level",
+            _I,
+            9,
+            "The compression level to use if compression.type is set to lz4.",
+            "compression.lz4.level",
+            at_least=1,
+            at_most=17,
+            enforced_by="none",
+        ),
+        _def(
             "compression.type",
             _S,
             "producer",
-            "Compression of stored batches; 'producer' keeps what the producer sent.",
+            "Codec of the stored batches: uncompressed, gzip, snappy, lz4 or zstd (the leader "
+            "re-encodes batches sent in another codec), or producer to keep the producer's.",
             "compression.type",
             choices=("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"),
             enforced_by="broker",
+        ),
+        _def(
+            "compression.zstd.level",
+            _I,
+            3,
+            "The compression level to use if compression.type is set to zstd.",
+            "compression.zstd.level",
+            at_least=-131072,  # ZSTD_minCLevel(), as Kafka's CompressionType.ZSTD
+            at_most=22,
+            enforced_by="none",
         ),
         _def(
             "delete.retention.ms",
@@ -336,6 +376,9 @@ TOPIC_CONFIGS: dict[str, TopicConfigDef] = {
 BROKER_DEFAULTS: dict[str, str | None] = {
     "log.cleanup.policy": "delete",
     "compression.type": "producer",
+    "compression.gzip.level": "-1",
+    "compression.lz4.level": "9",
+    "compression.zstd.level": "3",
     "log.cleaner.delete.retention.ms": "86400000",
     "log.segment.delete.delay.ms": "60000",
     "log.flush.interval.messages": str(LONG_MAX),
@@ -463,6 +506,8 @@ def parse_value(name: str, raw: str | None) -> Any:
         raise _fail(name, raw, f"Value must be at least {_num(d.at_least)}")
     if d.at_most is not None and value > d.at_most:
         raise _fail(name, raw, f"Value must be no more than {_num(d.at_most)}")
+    if d.check is not None and (why := d.check(value)) is not None:
+        raise _fail(name, raw, why)
     return value
 
 
