@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "log": ("broker.tools.logdump:log", "Inspect segment files (dump, verify)."),
     "bench": ("broker.tools.bench:bench", "End-to-end benchmark against a peer broker."),
     "partitions": ("broker.tools.partitions:partitions", "Partition reassignment and leader election."),
+    "log-dirs": ("broker.tools.log_dirs:log_dirs", "Describe brokers' log directories."),
 }
 
 

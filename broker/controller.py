@@ -40,6 +40,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from kazoo.exceptions import (
@@ -462,13 +463,18 @@ class KafkaController:
         return False
 
     # -- controlled shutdown -------------------------------------------------------------
-    def controlled_shutdown(self, node_id: int) -> list[tuple[str, int, int]]:
-        """Move leadership away from ``node_id`` and drop it from every ISR; returns
-        (topic, partition, new leader epoch) of the partitions whose leadership moved."""
+    def controlled_shutdown(
+        self, node_id: int, partitions: Collection[tuple[str, int]] | None = None
+    ) -> list[tuple[str, int, int]]:
+        """Move leadership away from ``node_id`` and drop it from every ISR (or only those of
+        ``partitions``: a failed log dir, broker/log_dirs.py); returns (topic, partition, new
+        leader epoch) of the partitions whose leadership moved."""
         live = {int(c) for c in self.zk.get_children("/brokers/ids")} - {node_id}
         moved: list[tuple[str, int, int]] = []
         for topic, index, replicas in self._partitions():
             if node_id not in replicas:
+                continue
+            if partitions is not None and (topic, index) not in partitions:
                 continue
             before = self._state_of(topic, index)
             if self._update(topic, index, replicas, live, False, fenced=False, leaving=node_id):

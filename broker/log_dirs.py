@@ -1,19 +1,29 @@
-"""Log directory failure on this broker (Kafka's LogDirFailureChannel and
-ReplicaManager.handleLogDirFailure, KIP-112).
+"""The broker's log directories (Kafka's ``log.dirs``, JBOD) and their failure (Kafka's
+LogDirFailureChannel and ReplicaManager.handleLogDirFailure, KIP-112).
 
-Owns what the broker does when a write into its data directory fails with an I/O error
-(ENOSPC on a full disk, EIO, EROFS): the directory goes offline, once. Every partition
-living there (a broker has one log dir) is marked offline: it stops leading (pending
-acks=all produces fail instead of being acknowledged), its replica fetcher is removed (no
-more appends into the failed directory, and no fetches that would let a leader count it back
-into the ISR), and later leadership changes leave it alone. Produce to it answers
-KAFKA_STORAGE_ERROR, a retriable error: clients refresh metadata and go to the new leader.
-The metadata store is then told (``log_dir_failed``: in ZooKeeper mode a log dir event
-notification, on which the controller elects other leaders and drops this broker from the
-ISRs). No new partition opens in the failed directory; when a later partition state still
-names this broker leader or ISR member (a topic created since, with this broker first in its
-assignment), the broker leaves it as in a controlled shutdown (versioned writes that move
-leadership to another ISR member and drop it from the ISR).
+Owns, per directory: its lock (``.lock``), its ``meta.properties`` (cluster.id and node.id,
+which must agree across every directory and with the broker), finding the partitions that
+live there at start (the same partition in two directories refuses the start, as Kafka's
+"Duplicate log directories found"), where a new partition goes (the online directory with
+the fewest partitions, ties in ``log.dirs`` order: Kafka's default placement), and what
+happens when a write into it fails with an I/O error (ENOSPC on a full disk, EIO, EROFS).
+
+A failed directory goes offline, once. Only the partitions living there are marked offline:
+they stop leading (pending acks=all produces fail instead of being acknowledged), their
+replica fetchers are removed (no more appends into the failed directory, and no fetches that
+would let a leader count this replica back into the ISR), and later leadership changes leave
+them alone. Produce to them answers KAFKA_STORAGE_ERROR, a retriable error: clients refresh
+metadata and go to the new leader. Partitions in the other directories keep serving, and new
+partitions open there.
+
+In ZooKeeper mode, while other directories are online, the broker moves leadership of the
+failed directory's partitions to other ISR members and leaves their ISRs itself (the
+controller's controlled-shutdown writes, for those partitions only); Kafka's controller
+learns the same from LeaderAndIsr responses, which this project does not have. Once every
+directory has failed, the metadata store is told (``log_dir_failed``: a log dir event
+notification, on which the controller treats the broker as dead for leadership and ISRs).
+In both cases, a later partition state that still names this broker leader or ISR member of
+a partition it cannot serve is left again in the same way.
 
 Unlike Kafka, which halts a broker whose every log dir failed, the broker stays up: it keeps
 its registration, serves its group coordination and metadata, and the directory comes back
@@ -23,28 +33,270 @@ with a restart once space is freed (log recovery drops any torn tail).
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
 
+LOCK_FILE = ".lock"
+META_PROPERTIES = "meta.properties"
+CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
+# Kafka names a partition's directory <topic>-<partition>; topic names are [a-zA-Z0-9._-]+.
+# Kafka's other directories (``...-delete``, ``...-future``, ``...-stray``) never match.
+_PARTITION_DIR = re.compile(r"([a-zA-Z0-9._-]+)-([0-9]+)")
 
+
+class LogDirError(Exception):
+    """The log directories cannot be used as configured: the broker refuses to start."""
+
+
+class LogDir:
+    """One entry of ``log.dirs``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offline = False
+        self.error: str | None = None  # why it went offline
+        self._lock_fd = -1
+
+    def __repr__(self) -> str:
+        return f"LogDir({self.path}{', offline' if self.offline else ''})"
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def lock(self) -> None:
+        """Create the directory and take its exclusive lock (one broker per directory)."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise LogDirError(f"log directory {self.path} is not usable: {exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise LogDirError(f"data dir {self.path} is in use by another broker process") from None
+        self._lock_fd = fd
+
+    @property
+    def locked(self) -> bool:
+        return self._lock_fd >= 0
+
+    def unlock(self) -> None:
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    def volume_bytes(self) -> tuple[int, int]:
+        """(total, usable) bytes of the filesystem holding the directory, as Kafka's
+        FileStore total and usable space; (-1, -1) when it cannot be read."""
+        try:
+            st = os.statvfs(self.path)
+        except OSError:
+            return -1, -1
+        return st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
+
+
+# -- configuration and start -------------------------------------------------------------
+def configured_paths(config: Any) -> list[Path]:
+    """The absolute paths of ``log.dirs`` (comma-separated), else ``log.dir``, else the
+    default; a directory named twice is an error."""
+    raw: Any
+    if config.is_set("log.dirs") and config.get("log.dirs"):
+        raw = config.get("log.dirs")
+    elif config.get("log.dir"):
+        raw = [config.get("log.dir")]
+    else:
+        raw = config.get("log.dirs")
+    if isinstance(raw, str):
+        raw = [p.strip() for p in raw.split(",") if p.strip()]
+    out: list[Path] = []
+    for entry in raw:
+        path = Path(entry).expanduser().resolve()
+        if path in out:
+            raise LogDirError(f"log.dirs names {path} twice")
+        out.append(path)
+    if not out:
+        raise LogDirError("log.dirs is empty")
+    return out
+
+
+def _read_properties(path: Path) -> dict[str, str] | None:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LogDirError(f"cannot read {path}: {exc}") from None
+    props: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", "!")) or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        props[key.strip()] = value.strip()
+    return props
+
+
+def check_meta_properties(dirs: Sequence[LogDir], cluster_id: str, node_id: int) -> None:
+    """Every directory's meta.properties must name the same cluster.id and node.id (Kafka
+    reads ``broker.id`` too), and those must be the broker's; directories without one get
+    it written."""
+    seen: dict[str, tuple[str, Path]] = {}
+    missing: list[LogDir] = []
+    for d in dirs:
+        path = d.path / META_PROPERTIES
+        props = _read_properties(path)
+        if props is None:
+            missing.append(d)
+            continue
+        stored = {"cluster.id": props.get("cluster.id"), "node.id": props.get("node.id")}
+        if stored["node.id"] is None:
+            stored["node.id"] = props.get("broker.id")
+        for key, value in stored.items():
+            if value is None:
+                continue
+            first = seen.setdefault(key, (value, path))
+            if first[0] != value:
+                raise LogDirError(
+                    f"the log directories disagree: {first[1]} has {key} {first[0]}, "
+                    f"{path} has {key} {value} (they belong to different brokers or "
+                    "clusters; remove the directory that does not belong here)"
+                )
+    if "cluster.id" in seen and seen["cluster.id"][0] != cluster_id:
+        value, path = seen["cluster.id"]
+        raise LogDirError(f"{path} has cluster.id {value}, the metadata store {cluster_id}")
+    if "node.id" in seen:
+        value, path = seen["node.id"]
+        try:
+            stored_node = int(value)
+        except ValueError:
+            raise LogDirError(f"{path} has a node.id that is not a number: {value!r}") from None
+        if stored_node != node_id:
+            raise LogDirError(f"{path} has node.id {value}, config says {node_id}")
+    from broker.metadata.embedded import atomic_write
+
+    for d in missing:
+        try:
+            atomic_write(
+                d.path / META_PROPERTIES,
+                f"#\n#fastlog broker\nversion=1\ncluster.id={cluster_id}\n"
+                f"node.id={node_id}\n".encode(),
+            )
+        except OSError as exc:
+            raise LogDirError(f"cannot write {d.path / META_PROPERTIES}: {exc}") from None
+
+
+def take_clean_shutdown_markers(dirs: Sequence[LogDir]) -> bool:
+    """True if every directory was left by a clean shutdown; the markers are removed (they
+    mean "clean" only until the broker writes again)."""
+    clean = True
+    for d in dirs:
+        marker = d.path / CLEAN_SHUTDOWN_FILE
+        if not marker.exists():
+            clean = False
+        try:
+            marker.unlink()
+        except FileNotFoundError:
+            pass
+    return clean
+
+
+def leave_clean_shutdown_markers(dirs: Sequence[LogDir]) -> None:
+    for d in dirs:
+        if d.offline or not d.locked:
+            continue  # a failed dir's logs may have a torn tail; an unlocked one is not ours
+        try:
+            (d.path / CLEAN_SHUTDOWN_FILE).write_text("")
+        except OSError as exc:
+            log.warning("cannot mark %s cleanly shut down: %s", d.path, exc)
+
+
+def find_partitions(dirs: Sequence[LogDir]) -> dict[tuple[str, int], LogDir]:
+    """Where each partition directory lives; the same partition in two log directories is
+    an error (Kafka refuses to start: "Duplicate log directories found")."""
+    found: dict[tuple[str, int], LogDir] = {}
+    for d in dirs:
+        try:
+            entries = sorted(os.scandir(d.path), key=lambda e: e.name)
+        except OSError as exc:
+            raise LogDirError(f"cannot list log directory {d.path}: {exc}") from None
+        for entry in entries:
+            m = _PARTITION_DIR.fullmatch(entry.name)
+            if m is None or not entry.is_dir():
+                continue
+            key = (m.group(1), int(m.group(2)))
+            other = found.get(key)
+            if other is not None:
+                raise LogDirError(
+                    f"Duplicate log directories found: partition {entry.name} is in both "
+                    f"{other.path / entry.name} and {d.path / entry.name}. Delete one of them "
+                    "(the copy in the directory that failed most recently is the stale one) "
+                    "before starting the broker"
+                )
+            found[key] = d
+    return found
+
+
+def pick_log_dir(dirs: Sequence[LogDir], counts: Mapping[LogDir, int]) -> LogDir | None:
+    """Where a new partition goes: the online directory with the fewest partitions, the
+    first in ``log.dirs`` order on a tie (Kafka's default); None when every one failed."""
+    online = [d for d in dirs if not d.offline]
+    if not online:
+        return None
+    return min(online, key=lambda d: counts.get(d, 0))
+
+
+# -- failure -----------------------------------------------------------------------------
 def is_offline(manager: Any) -> bool:
-    return bool(getattr(manager, "log_dir_offline", False))
+    """Every log directory of ``manager`` (a ReplicaManager) failed."""
+    dirs = getattr(manager, "log_dirs", None) or []
+    return bool(dirs) and all(d.offline for d in dirs)
 
 
-def log_dir_failed(manager: Any, exc: BaseException) -> None:
-    """Take the data directory of ``manager`` (a ReplicaManager) offline after ``exc``."""
-    if is_offline(manager):
+def _failed_dir(manager: Any, exc: BaseException, partition: Any) -> LogDir | None:
+    d = getattr(partition, "log_dir", None)
+    if d is not None:
+        return d  # type: ignore[no-any-return]
+    dirs = list(getattr(manager, "log_dirs", []))
+    name = getattr(exc, "filename", None)
+    if name:
+        path = Path(os.fsdecode(name)).resolve()
+        for candidate in dirs:
+            if path == candidate.path or candidate.path in path.parents:
+                return candidate
+    online = [x for x in dirs if not x.offline]
+    return online[0] if len(online) == 1 else None
+
+
+def log_dir_failed(manager: Any, exc: BaseException, partition: Any = None) -> None:
+    """A write into the log directory of ``partition`` (a broker.replica.Partition) failed
+    with ``exc``: take that directory of ``manager`` (a ReplicaManager) offline. Without a
+    partition the directory is found from the file the error names; when that is not known
+    either, every directory goes offline (a broker that cannot tell which disk failed stops
+    trusting all of them)."""
+    d = _failed_dir(manager, exc, partition)
+    failing = [d] if d is not None else [x for x in manager.log_dirs if not x.offline]
+    failing = [x for x in failing if not x.offline]
+    if not failing:
         return
-    manager.log_dir_offline = True
-    partitions = list(manager.partitions.values())
-    log.error(
-        "log directory %s offline after a failed write (%s): its %d partition(s) stop here",
-        manager.data_dir,
-        exc,
-        len(partitions),
-    )
+    partitions = []
+    for fd in failing:
+        fd.offline, fd.error = True, str(exc)
+        here = [p for p in manager.partitions.values() if getattr(p, "log_dir", None) is fd]
+        partitions += here
+        log.error(
+            "log directory %s offline after a failed write (%s): its %d partition(s) stop here",
+            fd.path,
+            exc,
+            len(here),
+        )
     replication = getattr(manager, "replication", None)
     fetchers = getattr(replication, "fetchers", None)
     for p in partitions:
@@ -56,20 +308,40 @@ def log_dir_failed(manager: Any, exc: BaseException) -> None:
             r.become_follower(-1)  # no longer leads: waiting acks=all produces fail
         p.notify_append()  # long polls and ack waiters re-check
     metadata = manager.broker.metadata
-    failed = getattr(metadata, "log_dir_failed", None)
-    if failed is not None:
-        try:
-            failed(str(exc))
-        except Exception:
-            log.exception("cannot announce the log directory failure")
-    if getattr(metadata, "controller", None) is not None:
-        metadata.add_listener(_StayOut(manager))
+    every = is_offline(manager)
+    if every:
+        failed = getattr(metadata, "log_dir_failed", None)
+        if failed is not None:
+            try:
+                failed(str(exc))
+            except Exception:
+                log.exception("cannot announce the log directory failure")
+    if getattr(metadata, "controller", None) is None:
+        return
+    stay_out = getattr(manager, "_log_dir_stay_out", None)
+    if stay_out is None:
+        stay_out = manager._log_dir_stay_out = _StayOut(manager)
+        metadata.add_listener(stay_out)
+    if not every:
+        # Kafka's controller learns which replicas are offline from LeaderAndIsr responses;
+        # here the broker moves leadership of these partitions away itself.
+        stay_out.leave()
+
+
+def cannot_serve(manager: Any, topic: str, index: int) -> bool:
+    """This broker cannot host ``topic``-``index``: its log directory failed (or every
+    directory did, so no new partition can open)."""
+    if is_offline(manager):
+        return True
+    p = manager.partitions.get((topic, index))
+    return p is not None and bool(getattr(p, "offline", False))
 
 
 class _StayOut:
-    """MetadataListener of a broker whose log dir is offline: leaves any partition that
-    still names it leader or ISR member (in ZooKeeper mode, through the controller's
-    controlled-shutdown writes, run off the event loop: they are blocking ZooKeeper calls)."""
+    """MetadataListener of a broker with a failed log directory: leaves any partition it
+    cannot serve that still names it leader or ISR member (in ZooKeeper mode, through the
+    controller's controlled-shutdown writes, run off the event loop: they are blocking
+    ZooKeeper calls)."""
 
     def __init__(self, manager: Any) -> None:
         self.manager = manager
@@ -81,18 +353,28 @@ class _StayOut:
         info = topic.partitions.get(index)
         if info is None or (info.leader != self.node_id and self.node_id not in info.isr):
             return
+        if not cannot_serve(self.manager, topic.name, index):
+            return
+        self.leave()
+
+    def leave(self) -> None:
         if self._running:
             self._again = True  # after the current pass
             return
-        self._leave()
-
-    def _leave(self) -> None:
         controller = getattr(self.manager.broker.metadata, "controller", None)
         if controller is None:
             return
         self._running, self._again = True, False
+        if is_offline(self.manager):
+            partitions: Iterable[tuple[str, int]] | None = None  # all of them
+        else:
+            partitions = {
+                key for key, p in self.manager.partitions.items() if getattr(p, "offline", False)
+            }
         loop = asyncio.get_running_loop()
-        fut = loop.run_in_executor(None, controller.controlled_shutdown, self.node_id)
+        fut = loop.run_in_executor(
+            None, lambda: controller.controlled_shutdown(self.node_id, partitions=partitions)
+        )
         fut.add_done_callback(self._done)
 
     def _done(self, fut: asyncio.Future[Any]) -> None:
@@ -105,4 +387,4 @@ class _StayOut:
             if moved:
                 log.info("offline log dir: moved leadership of %d partition(s) away", len(moved))
         if self._again:
-            self._leave()
+            self.leave()

@@ -336,7 +336,7 @@ class Partition:
             if isinstance(exc, OSError):  # disk full, I/O error: the log dir is offline
                 from broker.log_dirs import log_dir_failed
 
-                log_dir_failed(self.manager, exc)
+                log_dir_failed(self.manager, exc, self)
             return result
         result.base_offset = info.first_offset
         result.log_append_time = log_append_time
@@ -461,7 +461,10 @@ class ReplicaManager:
 
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
-        self.data_dir: Path = broker.data_dir
+        self.data_dir: Path = broker.data_dir  # the first log dir
+        # log.dirs (broker/log_dirs.py); where each partition found at start lives
+        self.log_dirs: list[Any] = list(broker.log_dirs)
+        self._found: dict[tuple[str, int], Any] = {}
         self.partitions: dict[tuple[str, int], Partition] = {}
         self._log_cls: Any = None
         self._warned_no_storage = False
@@ -501,8 +504,6 @@ class ReplicaManager:
         existing = self.partitions.get(key)
         if existing is not None:
             return existing
-        if getattr(self, "log_dir_offline", False):
-            return None  # the log dir failed (broker/log_dirs.py): nothing new lives there
         try:
             self._log_class()
         except ImportError as exc:
@@ -511,24 +512,52 @@ class ReplicaManager:
                 log.error("storage engine unavailable (%s): partitions cannot be served", exc)
                 self._warned_no_storage = True
             return None
-        path = self.data_dir / partition_dir_name(topic.name, index)
+        log_dir = self._found.get(key)
+        if log_dir is None:
+            log_dir = self._place()
+        if log_dir is None or log_dir.offline:
+            return None  # its log dir failed (broker/log_dirs.py): it cannot live here
+        path = log_dir.path / partition_dir_name(topic.name, index)
         _claim_partition_dir(path, topic.topic_id)
         log_ = self._log_class()(path, **self.log_kwargs(dict(topic.configs)))
         partition = Partition(self, topic, index, log_, path)
+        partition.log_dir = log_dir
+        self._found[key] = log_dir
         partition.load_producer_state()
         self.partitions[key] = partition
         self.replication.partition_opened(partition)
         return partition
 
+    def _place(self) -> Any:
+        """The log dir of a new partition: the one with the fewest partitions (Kafka's)."""
+        from broker.log_dirs import pick_log_dir
+
+        counts: dict[Any, int] = {}
+        for p in self.partitions.values():
+            counts[p.log_dir] = counts.get(p.log_dir, 0) + 1
+        return pick_log_dir(self.log_dirs, counts)
+
     def start(self, clean_shutdown: bool) -> None:
+        """Open every partition assigned here: those found on disk first, in their own log
+        dir (raises broker.log_dirs.LogDirError for one found in two), then new ones."""
+        from broker.log_dirs import find_partitions
+
         self.clean_shutdown = clean_shutdown
-        for topic in self.broker.metadata.topics():
-            for index, info in sorted(topic.partitions.items()):
-                if self.broker.node_id in info.replicas:
-                    self._open(topic, index)
+        self._found = find_partitions(self.log_dirs)
+        assigned = [
+            (topic, index)
+            for topic in self.broker.metadata.topics()
+            for index, info in sorted(topic.partitions.items())
+            if self.broker.node_id in info.replicas
+        ]
+        # Existing logs first, so that the placement of new ones counts them all.
+        assigned.sort(key=lambda ti: (ti[0].name, ti[1]) not in self._found)
+        for topic, index in assigned:
+            self._open(topic, index)
         log.info(
-            "opened %d partition(s) (%s shutdown before)",
+            "opened %d partition(s) in %d log dir(s) (%s shutdown before)",
             len(self.partitions),
+            len(self.log_dirs),
             "clean" if clean_shutdown else "unclean",
         )
         self.replication.start()
@@ -561,6 +590,7 @@ class ReplicaManager:
 
     def on_topic_deleted(self, topic: TopicInfo) -> None:
         for index in list(topic.partitions):
+            self._found.pop((topic.name, index), None)
             p = self.partitions.pop((topic.name, index), None)
             if p is None:
                 continue

@@ -10,10 +10,7 @@ use are listed in docs/internals.md ("Broker object").
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
 import logging
-import os
 import signal
 import sys
 import time
@@ -23,16 +20,15 @@ from types import ModuleType
 from typing import Any
 
 from broker import handlers as handler_registry
+from broker import log_dirs
 from broker.config import BrokerConfig
+from broker.log_dirs import CLEAN_SHUTDOWN_FILE, LOCK_FILE, LogDir, LogDirError  # noqa: F401
 from broker.metadata import BrokerInfo, EmbeddedMetadataStore, MetadataStore, TopicInfo
 from broker.network import KafkaServer
 from broker.protocol import RequestHeader
 from broker.replica import ReplicaManager
 
 log = logging.getLogger(__name__)
-
-CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
-LOCK_FILE = ".lock"
 
 
 class BrokerError(Exception):
@@ -43,7 +39,12 @@ class Broker:
     def __init__(self, config: BrokerConfig) -> None:
         self.config = config
         self.node_id: int = config.node_id
-        self.data_dir: Path = config.data_dir.resolve()
+        try:
+            # log.dirs (JBOD): every entry is used; the first also holds the embedded metadata.
+            self.log_dirs: list[LogDir] = [LogDir(p) for p in log_dirs.configured_paths(config)]
+        except LogDirError as exc:
+            raise BrokerError(str(exc)) from None
+        self.data_dir: Path = self.log_dirs[0].path
         listener = config.listener
         self.host, self.port = listener.host, listener.port
         adv = config.advertised_listener
@@ -65,7 +66,6 @@ class Broker:
         self.server: KafkaServer | None = None
         self.started_at = time.time()
         self.clean_start = False
-        self._lock_fd = -1
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
 
@@ -147,51 +147,23 @@ class Broker:
             return self.metadata.topic(name)
 
     # -- lifecycle ------------------------------------------------------------------------
-    def _lock_data_dir(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    def _prepare_log_dirs(self) -> None:
+        """Lock every log dir, check their meta.properties, take the clean-shutdown markers
+        (broker/log_dirs.py); BrokerError when one cannot be used."""
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise BrokerError(
-                f"data dir {self.data_dir} is in use by another broker process"
-            ) from None
-        self._lock_fd = fd
-
-    def _write_meta_properties(self) -> None:
-        path = self.data_dir / "meta.properties"
-        if path.exists():
-            props = dict(
-                line.split("=", 1)
-                for line in path.read_text().splitlines()
-                if "=" in line and not line.startswith("#")
-            )
-            stored = props.get("cluster.id")
-            if stored and stored != self.cluster_id:
-                raise BrokerError(
-                    f"{path} has cluster.id {stored}, the metadata store {self.cluster_id}"
-                )
-            stored_node = props.get("node.id")
-            if stored_node is not None and int(stored_node) != self.node_id:
-                raise BrokerError(f"{path} has node.id {stored_node}, config says {self.node_id}")
-            return
-        from broker.metadata.embedded import atomic_write
-
-        atomic_write(
-            path,
-            f"#\n#fastlog broker\nversion=1\ncluster.id={self.cluster_id}\n"
-            f"node.id={self.node_id}\n".encode(),
-        )
+            for d in self.log_dirs:
+                d.lock()
+            log_dirs.check_meta_properties(self.log_dirs, self.cluster_id, self.node_id)
+        except LogDirError as exc:
+            raise BrokerError(str(exc)) from None
+        self.clean_start = log_dirs.take_clean_shutdown_markers(self.log_dirs)
 
     async def start(self) -> None:
-        self._lock_data_dir()
-        self._write_meta_properties()
-        marker = self.data_dir / CLEAN_SHUTDOWN_FILE
-        self.clean_start = marker.exists()
-        with contextlib.suppress(FileNotFoundError):
-            marker.unlink()
-        self.replica_manager.start(clean_shutdown=self.clean_start)
+        self._prepare_log_dirs()
+        try:
+            self.replica_manager.start(clean_shutdown=self.clean_start)
+        except LogDirError as exc:
+            raise BrokerError(str(exc)) from None
         self.server = KafkaServer(self, self.host, self.port)
         await self.server.start()
         if self._advertise_bound_port:
@@ -316,16 +288,15 @@ class Broker:
         clean = self.replica_manager.close()
         self.metadata.close()
         if clean:
-            (self.data_dir / CLEAN_SHUTDOWN_FILE).write_text("")
-        if self._lock_fd >= 0:
-            os.close(self._lock_fd)
-            self._lock_fd = -1
+            log_dirs.leave_clean_shutdown_markers(self.log_dirs)
+        for d in self.log_dirs:
+            d.unlock()
 
     def ready_line(self) -> str:
         return (
             f"fastlog broker {self.node_id} ready: listener PLAINTEXT://{self.host or '0.0.0.0'}:"
             f"{self.port} (advertised {self.advertised_host}:{self.advertised_port}), "
-            f"data dir {self.data_dir}, cluster {self.cluster_id}"
+            f"data dir {', '.join(str(d.path) for d in self.log_dirs)}, cluster {self.cluster_id}"
         )
 
 

@@ -231,3 +231,8 @@ LEGACY.update(GROUP_LEGACY)
 from broker.replication.legacy import EPOCH_LEGACY  # noqa: E402
 
 LEGACY.update(EPOCH_LEGACY)
+
+# DescribeLogDirs v0, owned by log dirs: broker/handlers/_describe_log_dirs_v0.py.
+from broker.handlers._describe_log_dirs_v0 import LOG_DIRS_LEGACY  # noqa: E402
+
+LEGACY.update(LOG_DIRS_LEGACY)

@@ -300,7 +300,7 @@ class ReplicaFetcher:
                     from broker.log_dirs import log_dir_failed
 
                     log.warning("%s: cannot append from leader %d: %s", p, self.leader_id, exc)
-                    log_dir_failed(self.manager.replication.broker.replica_manager, exc)
+                    log_dir_failed(self.manager.replication.broker.replica_manager, exc, p)
                 except FastlogError as exc:
                     # e.g. batches that do not follow our end: find the divergence again
                     log.warning("%s: cannot append from leader %d: %s", p, self.leader_id, exc)

@@ -69,14 +69,21 @@ class ReplicationManager:
         self.lag_time_max_ms = float(
             _config(broker, "replica.lag.time.max.ms", DEFAULT_LAG_TIME_MAX_MS)
         )
-        self._hw_checkpoint = OffsetCheckpointFile(
-            Path(broker.data_dir) / REPLICATION_OFFSET_CHECKPOINT
-        )
-        try:
-            self._saved_hw = self._hw_checkpoint.read()
-        except Exception:  # noqa: BLE001 - a damaged file only costs the saved HWs
-            log.warning("cannot read %s; high watermarks start at 0", self._hw_checkpoint.path)
-            self._saved_hw = {}
+        # One replication-offset-checkpoint per log dir (Kafka's), for the partitions there.
+        self._hw_checkpoints: dict[Path, OffsetCheckpointFile] = {}
+        self._saved_hw_by_dir: dict[Path, dict[tuple[str, int], int]] = {}
+        self._saved_hw: dict[tuple[str, int], int] = {}
+        for d in getattr(broker, "log_dirs", None) or [broker]:
+            path = Path(getattr(d, "path", None) or broker.data_dir)
+            ckpt = OffsetCheckpointFile(path / REPLICATION_OFFSET_CHECKPOINT)
+            self._hw_checkpoints[path] = ckpt
+            try:
+                saved = ckpt.read()
+            except Exception:  # noqa: BLE001 - a damaged file only costs the saved HWs
+                log.warning("cannot read %s; high watermarks start at 0", ckpt.path)
+                saved = {}
+            self._saved_hw_by_dir[path] = saved
+            self._saved_hw.update(saved)
         self.fetchers: Any = None
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
@@ -156,18 +163,24 @@ class ReplicationManager:
     def checkpoint_high_watermarks(self) -> None:
         """Save every partition's high watermark (replication-offset-checkpoint), if any
         changed since the last save."""
-        hws = {}
+        by_dir: dict[Path, dict[tuple[str, int], int]] = {d: {} for d in self._hw_checkpoints}
+        # A failed dir is not written again (broker/log_dirs.py).
+        offline = {Path(d.path) for d in getattr(self.broker, "log_dirs", ()) if d.offline}
         for p in self._partitions():
             r = getattr(p, "replication", None)
-            if r is not None:
-                hws[(p.topic, p.index)] = r.hw
-        if hws == self._saved_hw:
-            return
-        try:
-            self._hw_checkpoint.write(hws)
-            self._saved_hw = hws
-        except OSError as exc:
-            log.warning("cannot write %s: %s", self._hw_checkpoint.path, exc)
+            log_dir = getattr(p, "log_dir", None)
+            d = Path(log_dir.path) if log_dir is not None else Path(p.path).parent
+            if r is not None and d in by_dir:
+                by_dir[d][(p.topic, p.index)] = r.hw
+        for d, hws in by_dir.items():
+            if d in offline or hws == self._saved_hw_by_dir.get(d):
+                continue
+            ckpt = self._hw_checkpoints[d]
+            try:
+                ckpt.write(hws)
+                self._saved_hw_by_dir[d] = hws
+            except OSError as exc:
+                log.warning("cannot write %s: %s", ckpt.path, exc)
 
     def _trim_epoch_caches(self) -> None:
         """Retention moved log start offsets: the epochs before them go (Kafka trims the
