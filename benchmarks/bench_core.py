@@ -11,6 +11,7 @@ import os
 import random
 import struct
 import zlib
+from typing import NamedTuple
 
 import crc32c as crc32c_pkg
 import pytest
@@ -141,9 +142,19 @@ def test_decode_records_1000(benchmark) -> None:
     assert len(benchmark(_core.decode_records, BATCH_1000)) == 1000
 
 
+class _RecordTuple(NamedTuple):
+    """What fastlog.Record was before it became the core's type: the reference it replaced."""
+
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: list
+
+
 @pytest.mark.benchmark(group="decode-1000x100B")
-def test_decode_records_1000_as_namedtuples(benchmark) -> None:
-    # how the storage layer reads (fastlog.records.Record), with the cyclic GC paused as it does
+def test_decode_records_1000_as_records(benchmark) -> None:
+    # how the storage layer reads (fastlog.Record), with the cyclic GC paused as it does
     gc.disable()
     try:
         assert len(benchmark(_core.decode_records, BATCH_1000, record_type=Record)) == 1000
@@ -152,19 +163,12 @@ def test_decode_records_1000_as_namedtuples(benchmark) -> None:
 
 
 @pytest.mark.benchmark(group="decode-1000x100B")
-def test_decode_records_1000_as_namedtuples_tuple_headers_no_crc(benchmark) -> None:
+def test_decode_records_1000_as_namedtuples_reference(benchmark) -> None:
     gc.disable()
     try:
-        recs = benchmark(
-            _core.decode_records,
-            BATCH_1000,
-            record_type=Record,
-            tuple_headers=True,
-            validate_crc=False,
-        )
+        assert len(benchmark(_core.decode_records, BATCH_1000, record_type=_RecordTuple)) == 1000
     finally:
         gc.enable()
-    assert len(recs) == 1000
 
 
 @pytest.mark.benchmark(group="decode-1000x100B")
