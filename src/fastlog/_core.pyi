@@ -236,6 +236,15 @@ def time_index_lookup(index: Any, entries: int, target_timestamp: int) -> int:
     """Binary search a time index buffer (12-byte entries: int64 timestamp, int32 relative offset).
     Returns the slot of the first entry with timestamp >= target, or -1 if none."""
 
+def offset_index_ordered(index: Any, entries: int) -> bool:
+    """True if the first `entries` entries of an offset index have non-negative relative offsets
+    and positions, both strictly increasing (Kafka's OffsetIndex sanity check). ValueError if
+    entries exceed the buffer."""
+
+def time_index_ordered(index: Any, entries: int) -> bool:
+    """True if the first `entries` entries of a time index have strictly increasing timestamps
+    and non-negative, non-decreasing relative offsets (Kafka's TimeIndex sanity check)."""
+
 def sendfile_chunk(out_fd: int, in_fd: int, offset: int, count: int) -> int:
     """Move up to count bytes from in_fd at offset to out_fd with sendfile(2), looping in C
     until done or the socket would block. Returns bytes sent (0 <= n <= count); never raises

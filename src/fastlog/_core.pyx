@@ -1558,6 +1558,53 @@ def time_index_lookup(index, Py_ssize_t entries, int64_t target_timestamp) -> in
     return found
 
 
+def offset_index_ordered(index, Py_ssize_t entries) -> bool:
+    """True if the first entries of an offset index are well formed: relative offsets and
+    positions non-negative and both strictly increasing (Kafka's OffsetIndex.sanityCheck)."""
+    cdef Py_buffer view
+    cdef const uint8_t* p
+    cdef Py_ssize_t i
+    cdef int32_t rel, pos, prev_rel = -1, prev_pos = -1
+    cdef bint ok = True
+    _index_view(index, entries, 8, &view)
+    p = <const uint8_t*>view.buf
+    with nogil:
+        for i in range(entries):
+            rel = <int32_t>_u32(p + i * 8)
+            pos = <int32_t>_u32(p + i * 8 + 4)
+            if rel <= prev_rel or pos <= prev_pos:
+                ok = False
+                break
+            prev_rel = rel
+            prev_pos = pos
+    PyBuffer_Release(&view)
+    return ok
+
+
+def time_index_ordered(index, Py_ssize_t entries) -> bool:
+    """True if the first entries of a time index are well formed: timestamps strictly
+    increasing, relative offsets non-negative and non-decreasing (TimeIndex.sanityCheck)."""
+    cdef Py_buffer view
+    cdef const uint8_t* p
+    cdef Py_ssize_t i
+    cdef int64_t ts, prev_ts = INT64_MIN
+    cdef int32_t rel, prev_rel = 0
+    cdef bint ok = True
+    _index_view(index, entries, 12, &view)
+    p = <const uint8_t*>view.buf
+    with nogil:
+        for i in range(entries):
+            ts = <int64_t>_u64(p + i * 12)
+            rel = <int32_t>_u32(p + i * 12 + 8)
+            if (i > 0 and ts <= prev_ts) or rel < prev_rel:
+                ok = False
+                break
+            prev_ts = ts
+            prev_rel = rel
+    PyBuffer_Release(&view)
+    return ok
+
+
 # ---------------------------------------------------------------- sendfile
 
 def sendfile_chunk(int out_fd, int in_fd, int64_t offset, int64_t count) -> int:

@@ -26,8 +26,6 @@ import os
 import struct
 from pathlib import Path
 
-import numpy as np
-
 from fastlog import _core
 from fastlog.errors import CorruptRecordError
 
@@ -263,17 +261,10 @@ class OffsetIndex(_MappedIndex):
             return "file size is not a multiple of 8"
         if self.entries == 0:
             return None
-        # numpy view over the mapping: dropped before returning, so the map can be resized
-        a = np.frombuffer(self._mm, dtype=">i4", count=self.entries * 2)  # type: ignore[arg-type]
-        rel, pos = a[0::2], a[1::2]
         ok = (
-            rel[0] >= 0
-            and pos[0] >= 0
-            and bool(np.all(np.diff(rel) > 0))
-            and bool(np.all(np.diff(pos) > 0))
-            and int(pos[-1]) < log_size
+            _core.offset_index_ordered(self._mm, self.entries)
+            and self.entry(self.entries - 1)[1] < log_size
         )
-        del a, rel, pos
         return None if ok else "entries out of order or past the end of the log"
 
 
@@ -334,14 +325,8 @@ class TimeIndex(_MappedIndex):
             return "file size is not a multiple of 12"
         if self.entries == 0:
             return None
-        dt = np.dtype([("ts", ">i8"), ("rel", ">i4")])
-        a = np.frombuffer(self._mm, dtype=dt, count=self.entries)  # type: ignore[arg-type]
-        ts, rel = a["ts"], a["rel"]
-        ok = (
-            int(rel[0]) >= 0
-            and bool(np.all(np.diff(ts) > 0))
-            and bool(np.all(np.diff(rel) >= 0))
-            and self.base_offset + int(rel[-1]) < max(next_offset, self.base_offset + 1)
+        last_offset = self.entry(self.entries - 1)[1]
+        ok = _core.time_index_ordered(self._mm, self.entries) and last_offset < max(
+            next_offset, self.base_offset + 1
         )
-        del a, ts, rel
         return None if ok else "entries out of order or past the end of the log"
