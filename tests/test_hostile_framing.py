@@ -280,7 +280,7 @@ def test_array_counts_of_2_31_minus_1(target: BrokerProcess, witness: Witness) -
 
 @pytest.mark.parametrize(
     "api_key,version",
-    [(9999, 0), (-1, 0), (32767, 32767), (3, 99), (3, -1), (0, 0), (0, 2), (1, 3), (1, 99)],
+    [(9999, 0), (-1, 0), (32767, 32767), (3, 99), (3, -1), (0, 10), (0, -1), (1, 3), (1, 99)],
     ids=lambda v: str(v),
 )
 def test_unknown_api_or_unsupported_version_closes(

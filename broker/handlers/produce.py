@@ -1,6 +1,12 @@
-"""Produce (key 0), versions 3-9.
+"""Produce (key 0), versions 0-9.
 
 Behavior:
+- v0-v2 (Kafka 0.8-0.10 clients) carry magic 0/1 message sets: broker/message_format.py
+  validates them (CRC-32 of every message, Kafka's error codes) and up-converts them to v2
+  batches, keeping codec, keys, values and timestamps, before the checks below; a v0-v2
+  request with v2 batches is taken as it is. v0 answers (partition, error, base offset), v1
+  adds the throttle time, v2 the log append time (schemas: broker/handlers/_produce_legacy.py).
+  librdkafka before 2.11.1 keeps gzip/snappy/lz4 only when Produce v0 is advertised.
 - acks 0, 1 and -1 (anything else: INVALID_REQUIRED_ACKS). acks=0 gets no response; if a
   partition failed, the connection is closed so the producer notices (as Kafka does).
 - Each partition's record set is validated by the core (length, magic 2, CRC-32C:
@@ -29,14 +35,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from broker.handlers import RequestContext
+from broker import message_format
+from broker.handlers import RequestContext, _produce_legacy
 from broker.metadata import InvalidTopicError, MetadataError
-from broker.protocol import CloseConnection, encode_produce_response
+from broker.protocol import CloseConnection, encode_produce_response, error_code, make
 from broker.replica import AppendResult
 
 API_KEY = 0
-MIN_VERSION = 3
+MIN_VERSION = 0
 MAX_VERSION = 9
+
+_produce_legacy.register()  # Produce v0-v2 schemas (kio starts at v3)
+# Up-converting a legacy set costs a Python step per record (~2 us), so its decompressed
+# size is capped below the core's 64 MiB: a hostile request holds the loop ~1 s at most.
+LEGACY_MAX_UNCOMPRESSED = 16 * 1024 * 1024
 
 UNKNOWN_TOPIC_OR_PARTITION = 3
 INVALID_TOPIC_EXCEPTION = 17
@@ -83,16 +95,22 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
                 failed = True
                 continue
             partition = rm.get_partition(name, pdata.index)
+            records = pdata.records
+            refused: AppendResult | None = None
+            if partition is not None and ctx.api_version < 3:
+                records, refused = _up_convert(partition, records)
             if partition is None:
                 result = AppendResult(error_code=UNKNOWN_TOPIC_OR_PARTITION)
-            elif code := _refused(ctx, request, pdata.records or b""):
+            elif refused is not None:
+                result = refused
+            elif code := _refused(ctx, request, records or b""):
                 result = AppendResult(error_code=code)
             else:
-                result = partition.append(pdata.records, acks)
+                result = partition.append(records, acks)
                 if acks == -1 and partition.replication is not None and not result.error_code:
                     awaiting.append((partition, result, partition.log_end_offset))
                 if metrics is not None and not result.error_code and not result.duplicate:
-                    records = pdata.records or b""
+                    records = records or b""
                     metrics.record_produce(name, pdata.index, _record_count(records), len(records))
             failed = failed or result.error_code != 0
             topic_results.append((pdata.index, result))
@@ -108,6 +126,8 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         if failed:
             raise CloseConnection("acks=0 produce failed")
         return None
+    if ctx.api_version < 3:
+        return _legacy_response(ctx.api_version, results)
     return encode_produce_response(
         ctx.api_version,
         ctx.correlation_id,
@@ -128,6 +148,47 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             )
             for name, parts in results
         ],
+    )
+
+
+def _up_convert(partition: Any, records: Any) -> tuple[Any, AppendResult | None]:
+    """A v0-v2 request's record set as v2 batches (magic 0/1 up-converted; v2 batches as
+    they are), or the error Kafka answers for it."""
+    if message_format.message_set_magic(records) not in (0, 1):
+        return records, None
+    try:
+        converted = message_format.up_convert(
+            records,
+            max_message_bytes=partition.limits.max_message_bytes,
+            max_uncompressed=LEGACY_MAX_UNCOMPRESSED,
+        )
+    except message_format.MessageSetError as exc:
+        return None, AppendResult(error_code=exc.error_code, error_message=exc.message)
+    return converted, None
+
+
+def _legacy_response(
+    version: int, results: list[tuple[str, list[tuple[int, AppendResult]]]]
+) -> Any:
+    """The v0-v2 response entity (kio writes it with the legacy schemas)."""
+    response_cls, topic_cls, partition_cls = _produce_legacy.RESPONSE_CLASSES[version]
+    return response_cls(
+        responses=tuple(
+            topic_cls(
+                name=name,
+                partition_responses=tuple(
+                    make(  # v2 has log_append_time_ms, v0-v1 do not
+                        partition_cls,
+                        index=index,
+                        error_code=error_code(r.error_code),
+                        base_offset=r.base_offset,
+                        log_append_time_ms=r.log_append_time,
+                    )
+                    for index, r in parts
+                ),
+            )
+            for name, parts in results
+        )
     )
 
 
