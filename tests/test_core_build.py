@@ -145,3 +145,33 @@ def test_stub_matches_the_module() -> None:
     }
     [info] = _core.scan_batches(_core.build_batch([(None, b"v", None, 1)]))
     assert all(hasattr(info, f) for f in info_fields | {"last_offset"})
+
+
+@pytest.mark.parametrize(
+    ("codec", "low", "high"), [(1, 1, 9), (3, 1, 17), (4, -5, 19)], ids=["gzip", "lz4", "zstd"]
+)
+def test_compression_levels_are_applied_and_readable(codec: int, low: int, high: int) -> None:
+    values = [b"%06d " % i + b"abcdefgh" * (i % 17) for i in range(2000)]
+    fast = _core.build_batch(values, compression=codec, compression_level=low)
+    small = _core.build_batch(values, compression=codec, compression_level=high)
+    assert len(small) < len(fast)  # the level reached the codec
+    for batch in (fast, small):
+        assert [r[3] for r in _core.decode_records(batch)] == values
+        (info,) = _core.scan_batches(batch)
+        assert info.compression == codec
+
+
+@pytest.mark.parametrize(
+    ("codec", "level"),
+    [(1, 0), (1, 10), (1, -2), (3, 0), (3, 18), (4, 23), (4, -131073), (1, "6"), (4, True)],
+)
+def test_compression_levels_outside_kafkas_ranges_are_refused(codec: int, level: object) -> None:
+    with pytest.raises(ValueError):
+        _core.build_batch([b"v"], compression=codec, compression_level=level)
+
+
+def test_compression_level_is_ignored_where_kafka_has_none() -> None:
+    # snappy has no levels; an uncompressed batch compresses nothing
+    for codec in (0, 2):
+        batch = _core.build_batch([b"v" * 100], compression=codec, compression_level=5)
+        assert [r[3] for r in _core.decode_records(batch)] == [b"v" * 100]

@@ -145,8 +145,14 @@ def build_batch(
     partition_leader_epoch: int = -1,
     timestamp_type: int = 0,
     timestamp: int | None = None,
+    compression_level: int | None = None,
 ) -> bytes:
     """Encode one v2 batch from (key, value, headers, timestamp_ms) tuples.
+
+    compression_level: Kafka's compression.<codec>.level (KIP-390) for the chosen codec: gzip
+    -1 (zlib's default, 6) or 1-9, lz4 1-17, zstd -131072..22; None: the codec library's
+    default (zstd: 3, Kafka's default). Ignored for snappy and uncompressed batches; a level
+    outside the codec's range raises ValueError.
 
     An item that is bare bytes/bytearray/memoryview (or None) is a value-only record (key and
     headers None) stamped `timestamp` (None: now), so callers need no tuple per record.

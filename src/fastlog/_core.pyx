@@ -1280,6 +1280,7 @@ def build_batch(
     int partition_leader_epoch=-1,
     int timestamp_type=0,
     timestamp=None,
+    compression_level=None,
 ) -> bytes:
     """Encode one v2 batch from (key, value, headers, timestamp_ms) tuples (see _core.pyi).
 
@@ -1450,7 +1451,7 @@ def build_batch(
         PyMem_Free(bodies)
 
     if compression != 0:
-        payload = _compress(compression, raw)
+        payload = _compress(compression, raw, compression_level)
         PyObject_GetBuffer(payload, &cview, PyBUF_SIMPLE)
         try:
             if cview.len > 0x7FFFFFFF - HEADER:
@@ -1478,14 +1479,26 @@ def build_batch(
     return out
 
 
-cdef object _compress(int codec, object raw):
+# Kafka's compression.<codec>.level ranges (KIP-390); gzip's -1 is zlib's default (6)
+_LEVELS = {1: (-1, 9), 3: (1, 17), 4: (-131072, 22)}
+
+
+cdef object _compress(int codec, object raw, object level=None):
+    if level is not None and codec in _LEVELS:
+        lo, hi = _LEVELS[codec]
+        if (isinstance(level, bool) or not isinstance(level, int) or not lo <= level <= hi
+                or (codec == 1 and level == 0)):
+            raise ValueError(f"compression level {level!r} is outside [{lo}, {hi}] for this codec")
     if codec == 1:
-        return _cramjam.gzip.compress(raw)
+        if level is None or level == -1:
+            return _cramjam.gzip.compress(raw)
+        return _cramjam.gzip.compress(raw, level=level)
     if codec == 2:
-        return _xerial_snappy(raw)
+        return _xerial_snappy(raw)  # snappy has no levels
     if codec == 3:
-        return _cramjam.lz4.compress(raw)
-    return _cramjam.zstd.compress(raw, level=3)  # Kafka's default compression.zstd.level
+        return _cramjam.lz4.compress(raw) if level is None else _cramjam.lz4.compress(raw, level=level)
+    # Kafka's default compression.zstd.level is 3
+    return _cramjam.zstd.compress(raw, level=3 if level is None else level)
 
 
 cdef object _xerial_snappy(object raw):
