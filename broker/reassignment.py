@@ -598,9 +598,10 @@ def stray_logs(broker: Any) -> list[Path]:
         for index, info in topic.partitions.items():
             if broker.node_id in info.replicas or (topic.name, index) in rm.partitions:
                 continue
-            path = Path(rm.data_dir) / f"{topic.name}-{index}"
-            if path.is_dir():
-                out.append(path)
+            for d in rm.log_dirs:  # every entry of log.dirs
+                path = Path(d.path) / f"{topic.name}-{index}"
+                if path.is_dir():
+                    out.append(path)
     return out
 
 
