@@ -107,6 +107,7 @@ def test_one_full_log_dir_moves_only_its_partitions(jbod_cluster: tuple[Cluster,
     time.sleep(2.0)
     t_fault = time.monotonic()
     fill(small)
+    ballast = small / "ballast.fill"
 
     def moved() -> bool:
         for p in full:
@@ -165,3 +166,18 @@ def test_one_full_log_dir_moves_only_its_partitions(jbod_cluster: tuple[Cluster,
         for p in t["partitions"]
     }
     assert listed == kept
+
+    # Space freed and broker 1 restarted: the directory is back, its partitions are found
+    # where they were and broker 1 rejoins their ISRs as a follower.
+    ballast.unlink()
+    assert vb.stop() == 0, vb.output()[-3000:]
+    c.start_broker(VICTIM)
+    for p in range(PARTITIONS):
+        wait_until(lambda p=p: len(c.state(TOPIC, p)["isr"]) == 3, 30, f"{TOPIC}-{p} ISR of 3")
+    assert {int(d.name.rsplit("-", 1)[1]) for d in small.glob(f"{TOPIC}-*")} == full
+    kp = KafkaAdminClient(bootstrap_servers=vb.bootstrap)
+    try:
+        (entry,) = kp.describe_log_dirs(brokers=[VICTIM])
+    finally:
+        kp.close()
+    assert all(d["error_code"] == 0 for d in entry["log_dirs"]), entry
