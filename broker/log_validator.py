@@ -134,9 +134,11 @@ def recompress(
                 f"and compression.type is uncompressed",
             ) from None
         raise RecompressionError(CORRUPT_MESSAGE, str(exc)) from None
+    items = [(key, value, headers, ts) for _, ts, key, value, headers in records]
+    del records  # one list of objects per record at a time, not two
     try:
         out = _core.build_batch(
-            [(key, value, headers, ts) for _, ts, key, value, headers in records],
+            items,
             compression=target,
             producer_id=b.producer_id,
             producer_epoch=b.producer_epoch,
