@@ -631,6 +631,8 @@ class ReplicaManager:
     async def enforce_retention(self) -> int:
         deleted = 0
         for p in list(self.partitions.values()):
+            if p.offline:
+                continue  # its log dir failed: nothing runs there any more (as Kafka)
             try:
                 n = p.log.enforce_retention()
                 deleted += n or 0
@@ -647,7 +649,7 @@ class ReplicaManager:
         cleaned = 0
         loop = asyncio.get_running_loop()
         for p in list(self.partitions.values()):
-            if not p.compacted or p.deleted:
+            if not p.compacted or p.deleted or p.offline:
                 continue
             self._cleaning = self._cleaner_pool().submit(p.log.maybe_compact)
             try:
@@ -672,7 +674,7 @@ class ReplicaManager:
 
     def take_producer_snapshots(self) -> None:
         for p in list(self.partitions.values()):
-            if p.producer_state.dirty:
+            if p.producer_state.dirty and not p.offline:
                 try:
                     p.take_producer_snapshot()
                 except OSError as exc:
@@ -687,6 +689,15 @@ class ReplicaManager:
             log.exception("cannot stop replication")
             ok = False
         for p in list(self.partitions.values()):
+            if p.offline:
+                # Its log dir failed: no producer snapshot into it, and a failure to close
+                # (a full disk cannot take the checkpoints) does not make the other log
+                # dirs' shutdown unclean; the failed append left no torn bytes behind.
+                try:
+                    p.log.close()
+                except Exception as exc:  # noqa: BLE001 - the directory is known bad
+                    log.warning("cannot close the log of %s in a failed log dir: %s", p, exc)
+                continue
             try:
                 p.take_producer_snapshot()
             except Exception:
