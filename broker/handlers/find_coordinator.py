@@ -8,7 +8,9 @@ Behavior:
   offsets.topic.replication.factor replicas; while fewer brokers are alive it is not
   created and the answer is COORDINATOR_NOT_AVAILABLE (clients retry).
 - key_type 1 (transaction): this broker when a transaction coordinator runs here, else
-  COORDINATOR_NOT_AVAILABLE. Other key types: INVALID_REQUEST.
+  TRANSACTIONAL_ID_AUTHORIZATION_FAILED with the message TRANSACTIONS_UNSUPPORTED (a
+  transactional producer fails at once instead of retrying until its timeout). Other key
+  types: INVALID_REQUEST.
 - v4 (KIP-699) looks up a batch of keys and answers one entry per key.
 """
 
@@ -25,6 +27,7 @@ from broker.handlers import RequestContext
 API_KEY = 10
 MIN_VERSION = 0
 MAX_VERSION = 4
+TRANSACTIONS_UNSUPPORTED = "fastlog does not support transactions (no transaction coordinator)"
 
 
 def _self_node(ctx: RequestContext) -> tuple[int, str, int]:
@@ -36,10 +39,13 @@ def _lookup(ctx: RequestContext, key: str, key_type: int) -> dict[str, Any]:
     none = {"node_id": -1, "host": "", "port": -1}
     if key_type == 1:
         if getattr(ctx.broker, "transaction_coordinator", None) is None:
+            # Not COORDINATOR_NOT_AVAILABLE: clients retry that until their own timeout
+            # (librdkafka: 2 x transaction.timeout.ms) and then report only a timeout. This
+            # is the one answer every client treats as fatal at once, with our message.
             return {
                 **none,
-                "error_code": ErrorCode.coordinator_not_available,
-                "error_message": None,
+                "error_code": ErrorCode.transactional_id_authorization_failed,
+                "error_message": TRANSACTIONS_UNSUPPORTED,
             }
         node, host, port = _self_node(ctx)
         return {

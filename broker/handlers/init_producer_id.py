@@ -6,7 +6,8 @@ Behavior:
   are reserved in blocks from the MetadataStore, so they stay unique across restarts.
 - With a transactional id the request goes to ``broker.transaction_coordinator``
   (``handle_init_producer_id(ctx, request)``) when one is installed; otherwise
-  COORDINATOR_NOT_AVAILABLE (transactions are a later issue).
+  TRANSACTIONAL_ID_AUTHORIZATION_FAILED, as FindCoordinator answers: the one error every
+  client treats as fatal at once (COORDINATOR_NOT_AVAILABLE is retried until a timeout).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ API_KEY = 22
 MIN_VERSION = 0
 MAX_VERSION = 4
 
-COORDINATOR_NOT_AVAILABLE = 15
+TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
 BLOCK_SIZE = 1000
 _ZERO = datetime.timedelta(0)
 
@@ -60,7 +61,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         return make(
             cls,
             throttle_time=_ZERO,
-            error_code=error_code(COORDINATOR_NOT_AVAILABLE),
+            error_code=error_code(TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
             producer_id=-1,
             producer_epoch=-1,
         )
