@@ -402,6 +402,20 @@ def test_compacted_topic_needs_keys_after_up_conversion(target: BrokerProcess) -
     assert send_one(target, 2, "legacy-compact", message(1, b"k", b"v"))[0] == 0
 
 
+def test_log_append_time_topic(target: BrokerProcess) -> None:
+    """The topic's message.timestamp.type applies to up-converted records; v2 answers the
+    broker's time."""
+    topic = "legacy-append-time"
+    create_topic(target, topic, {"message.timestamp.type": "LogAppendTime"})
+    inner = message(1, b"a", b"1", timestamp=5) + message(1, b"b", b"2", timestamp=6, offset=1)
+    p = send(target, 2, topic, wrapper(1, GZIP, inner)).responses[0].partition_responses[0]
+    assert p.error_code.value == 0 and p.log_append_time_ms > 1_700_000_000_000
+    assert [(r[1], r[2]) for r in read_back(target, topic)] == [
+        (p.log_append_time_ms, b"a"),
+        (p.log_append_time_ms, b"b"),
+    ]
+
+
 def test_acks0_refused_set_closes_the_connection(target: BrokerProcess, witness) -> None:
     with connect(target) as s:
         s.sendall(
