@@ -273,6 +273,56 @@ def test_hostile_set_gets_kafkas_error(name: str) -> None:
     assert refused(records) == code
 
 
+VALID_SETS = [
+    GOOD + message(0, None, b"w"),
+    wrapper(1, GZIP, INNER),
+    wrapper(1, SNAPPY, INNER),
+    wrapper(1, LZ4, INNER),
+    wrapper(0, LZ4, message(0, b"k", b"v")),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    base=st.sampled_from(VALID_SETS),
+    flips=st.lists(st.tuples(st.integers(0, 10_000), st.integers(1, 255)), max_size=4),
+    cut=st.integers(0, 40),
+    fix_crc=st.booleans(),
+)
+def test_mutated_sets_get_an_error_code_or_convert(
+    base: bytes, flips, cut: int, fix_crc: bool
+) -> None:
+    """Any damage to a valid set ends in MessageSetError (a Kafka error code) or, when it
+    leaves a valid set, in v2 batches the core reads back; never another exception.
+    fix_crc re-signs the damage so that it reaches the parsers and decompressors."""
+    records = bytearray(base)
+    for at, xor in flips:
+        records[at % len(records)] ^= xor
+    records = records[: len(records) - min(cut, len(records) - 1)] if cut else records
+    if fix_crc and len(records) > 16:
+        records = bytearray(_with_crc(bytes(records)))
+    try:
+        converted = up_convert(bytes(records), max_message_bytes=MB, max_uncompressed=MB)
+    except MessageSetError as exc:
+        assert exc.error_code in (
+            CORRUPT_MESSAGE,
+            INVALID_RECORD,
+            MESSAGE_TOO_LARGE,
+            UNSUPPORTED_COMPRESSION_TYPE,
+        )
+        return
+    assert len(_core.iter_records(converted)) >= 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_random_bytes_get_an_error_code(records: bytes) -> None:
+    try:
+        up_convert(records, max_message_bytes=MB, max_uncompressed=MB)
+    except MessageSetError:
+        pass
+
+
 def test_outer_message_above_max_message_bytes() -> None:
     assert refused(message(1, b"k", b"v" * 2000), max_message_bytes=1000) == MESSAGE_TOO_LARGE
     # the cap is on an outer message: inner ones add up past it only through the wrapper
