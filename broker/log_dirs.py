@@ -37,6 +37,7 @@ import fcntl
 import logging
 import os
 import re
+import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -242,6 +243,17 @@ def find_partitions(dirs: Sequence[LogDir]) -> dict[tuple[str, int], LogDir]:
                 )
             found[key] = d
     return found
+
+
+def remove_leftovers(dirs: Sequence[LogDir]) -> None:
+    """Remove what a move between log dirs left when the broker stopped during it (Kafka's
+    ``-future`` and ``-delete`` directories, broker/replica_mover.py): the move does not
+    resume, the partition stays in its current directory."""
+    for d in dirs:
+        for entry in os.scandir(d.path):
+            if entry.is_dir() and entry.name.endswith(("-future", "-delete")):
+                log.info("removing %s (a log dir move that did not finish)", entry.path)
+                shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def pick_log_dir(dirs: Sequence[LogDir], counts: Mapping[LogDir, int]) -> LogDir | None:

@@ -466,6 +466,9 @@ class ReplicaManager:
         self.log_dirs: list[Any] = list(broker.log_dirs)
         self._found: dict[tuple[str, int], Any] = {}
         self.partitions: dict[tuple[str, int], Partition] = {}
+        from broker.replica_mover import ReplicaMover
+
+        self.mover = ReplicaMover(self)  # AlterReplicaLogDirs
         self._log_cls: Any = None
         self._warned_no_storage = False
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -540,9 +543,10 @@ class ReplicaManager:
     def start(self, clean_shutdown: bool) -> None:
         """Open every partition assigned here: those found on disk first, in their own log
         dir (raises broker.log_dirs.LogDirError for one found in two), then new ones."""
-        from broker.log_dirs import find_partitions
+        from broker.log_dirs import find_partitions, remove_leftovers
 
         self.clean_shutdown = clean_shutdown
+        remove_leftovers(self.log_dirs)
         self._found = find_partitions(self.log_dirs)
         assigned = [
             (topic, index)
@@ -561,6 +565,24 @@ class ReplicaManager:
             "clean" if clean_shutdown else "unclean",
         )
         self.replication.start()
+
+    def replace_log(self, p: Partition, path: Path, log_dir: Any) -> None:
+        """The partition's log now lives at ``path`` in ``log_dir`` (a finished
+        AlterReplicaLogDirs move, broker/replica_mover.py, on the event loop)."""
+        from fastlog.leader_epoch import LeaderEpochFileCache
+
+        p.log = self._log_class()(path, **self.log_kwargs(dict(p.configs)))
+        p.path, p.log_dir = path, log_dir
+        self._found[(p.topic, p.index)] = log_dir
+        p.producer_state = ProducerStateManager(
+            path, int(self.broker.config.get("producer.id.expiration.ms"))
+        )
+        p.load_producer_state()
+        cache = LeaderEpochFileCache(path)  # the copied leader-epoch-checkpoint
+        p.leader_epoch_cache = cache
+        if p.replication is not None:
+            p.replication.cache = cache
+        p.notify_append()
 
     def get_partition(self, topic: str, index: int) -> Partition | None:
         p = self.partitions.get((topic, index))
@@ -591,6 +613,7 @@ class ReplicaManager:
     def on_topic_deleted(self, topic: TopicInfo) -> None:
         for index in list(topic.partitions):
             self._found.pop((topic.name, index), None)
+            self.mover.cancel((topic.name, index))
             p = self.partitions.pop((topic.name, index), None)
             if p is None:
                 continue
@@ -683,6 +706,7 @@ class ReplicaManager:
     def close(self) -> bool:
         """Snapshot producer state, flush and close every log; True if all went well."""
         ok = True
+        self.mover.close()  # moves in progress are dropped: partitions stay where they are
         try:
             self.replication.close()  # no fetcher appends to a closing log
         except Exception:

@@ -19,6 +19,7 @@ import socket
 import struct
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -485,5 +486,140 @@ def test_failed_dir_takes_only_its_partitions_offline(tmp_path: Path, small_tmpf
         b.start()
         assert produce(b.bootstrap, "jbod", {2: [b"back"]}) == [None]
         assert consume(b.bootstrap, "jbod", [2]) == {2: acked2 + [b"back"]}
+    finally:
+        b.stop()
+
+
+# -- moving a replica between directories (AlterReplicaLogDirs) ----------------------------
+def test_alter_replica_log_dirs_moves_a_live_partition(tmp_path: Path) -> None:
+    import threading
+
+    from kafka import TopicPartitionReplica
+    from kafka.admin import KafkaAdminClient
+
+    names = ["d0", "d1"]
+    dirs = [tmp_path / n for n in names]
+    b = start(tmp_path, names)
+    try:
+        admin = AdminClient({"bootstrap.servers": b.bootstrap})
+        admin.create_topics([NewTopic("moving", 2, 1)])["moving"].result(15)
+        assert (dirs[0] / "moving-0").is_dir() and (dirs[1] / "moving-1").is_dir()
+        # An idempotent producer writes to partition 0 before, during and after the move.
+        acked: list[bytes] = []
+        errors: list[Any] = []
+        stop = threading.Event()
+
+        def write() -> None:
+            p = Producer(
+                {"bootstrap.servers": b.bootstrap, "enable.idempotence": True, "linger.ms": 2}
+            )
+
+            def done(err: Any, msg: Any) -> None:
+                (errors.append(err) if err else acked.append(msg.value()))
+
+            i = 0
+            while not stop.is_set() or i < 30000:
+                p.produce(
+                    "moving", f"r{i:06d}".encode() + b"x" * 150, partition=0, on_delivery=done
+                )
+                i += 1
+                if i % 1000 == 0:
+                    p.poll(0)
+            assert p.flush(30) == 0
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        kp = KafkaAdminClient(bootstrap_servers=b.bootstrap)
+        try:
+            tpr = TopicPartitionReplica("moving", 0, 0)
+            bad = {
+                TopicPartitionReplica("moving", 1, 0): str(tmp_path / "elsewhere"),
+                TopicPartitionReplica("nope", 0, 0): str(dirs[1]),
+            }
+            result = kp.alter_replica_log_dirs({tpr: str(dirs[1]), **bad})
+            assert result[tpr].__name__ == "NoError", result
+            assert result[TopicPartitionReplica("moving", 1, 0)].__name__ == "LogDirNotFoundError"
+            assert result[TopicPartitionReplica("nope", 0, 0)].__name__ == (
+                "UnknownTopicOrPartitionError"
+            )
+
+            def moved() -> bool:
+                (entry,) = kp.describe_log_dirs()
+                by_dir = {d["log_dir"]: d for d in entry["log_dirs"]}
+                parts = [
+                    (p["partition_index"], p["is_future_key"])
+                    for t in by_dir[str(dirs[1])]["topics"]
+                    if t["name"] == "moving"
+                    for p in t["partitions"]
+                ]
+                return sorted(parts) == [(0, False), (1, False)]
+
+            deadline = time.monotonic() + 30
+            while not moved():
+                assert time.monotonic() < deadline, "the move did not finish"
+                time.sleep(0.1)
+        finally:
+            kp.close()
+        stop.set()
+        writer.join(60)
+        assert not errors, errors[:3]
+        assert len(acked) >= 30000
+        assert not (dirs[0] / "moving-0").exists() and (dirs[1] / "moving-0").is_dir()
+        assert f"moved from {dirs[0]} to {dirs[1]}" in b.output()
+        # Every acknowledged record once, in order, and appends go on in the new directory.
+        got = consume(b.bootstrap, "moving", [0])[0]
+        assert got == sorted(acked) == acked
+        deadline = time.monotonic() + 15  # the old directory goes a few seconds later
+        while any(p.name.endswith("-delete") for p in dirs[0].iterdir()):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        # Raw requests of every version: the partition already there is NONE at once.
+        for version in range(3):
+            raw = Raw(b.bootstrap)
+            try:
+                schema = request_schema(34, max(version, 1))
+                mod = sys.modules[schema.__module__]
+                req_dirs = (
+                    mod.AlterReplicaLogDir(
+                        path=str(dirs[1]),
+                        topics=(mod.AlterReplicaLogDirTopic(name="moving", partitions=(0,)),),
+                    ),
+                    mod.AlterReplicaLogDir(
+                        path="relative/dir",
+                        topics=(mod.AlterReplicaLogDirTopic(name="moving", partitions=(1,)),),
+                    ),
+                )
+                resp = raw.call(34, version, dirs=req_dirs)
+            finally:
+                raw.close()
+            codes = {
+                (t.topic_name, p.partition_index): p.error_code.value
+                for t in resp.results
+                for p in t.partitions
+            }
+            assert codes == {("moving", 0): 0, ("moving", 1): 57}, (version, codes)
+        # The CLI: moving partition 1 back to the first directory; a bad dir is one line.
+        cli = [sys.executable, "-c", "from broker.cli import main; main()", "log-dirs", "move"]
+        args = ["-b", b.bootstrap, "--topic", "moving", "--partition", "1", "--broker", "0"]
+        out = subprocess.run(
+            [*cli, *args, "--dir", str(dirs[0])], capture_output=True, text=True, timeout=60
+        )
+        assert out.returncode == 0 and "moving moving-1" in out.stdout, out.stderr
+        deadline = time.monotonic() + 15
+        while not (dirs[0] / "moving-1").is_dir() or (dirs[1] / "moving-1").exists():
+            assert time.monotonic() < deadline, "moving-1 did not move"
+            time.sleep(0.1)
+        out = subprocess.run(
+            [*cli, *args, "--dir", str(tmp_path / "nowhere")],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert out.returncode == 1 and "LogDirNotFound" in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr
+
+        assert b.stop() == 0
+        b.start()  # found in its new directory
+        more = produce(b.bootstrap, "moving", {0: [b"after-restart"]})
+        assert more == [None]
+        assert consume(b.bootstrap, "moving", [0])[0] == acked + [b"after-restart"]
     finally:
         b.stop()

@@ -232,7 +232,7 @@ from broker.replication.legacy import EPOCH_LEGACY  # noqa: E402
 
 LEGACY.update(EPOCH_LEGACY)
 
-# DescribeLogDirs v0, owned by log dirs: broker/handlers/_describe_log_dirs_v0.py.
-from broker.handlers._describe_log_dirs_v0 import LOG_DIRS_LEGACY  # noqa: E402
+# DescribeLogDirs and AlterReplicaLogDirs v0, owned by log dirs: broker/handlers/_log_dirs_legacy.py.
+from broker.handlers._log_dirs_legacy import LOG_DIRS_LEGACY  # noqa: E402
 
 LEGACY.update(LOG_DIRS_LEGACY)

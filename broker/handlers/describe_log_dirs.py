@@ -6,7 +6,10 @@ Behavior:
   otherwise only the requested topic-partitions; a topic with an empty partition list asks
   for none, as Kafka reads it): size in bytes of the log's segments, offset lag (the high
   watermark minus the log end offset, never below 0: 0 for a leader and for a caught-up
-  follower), is_future_key false (no AlterReplicaLogDirs, so no future logs).
+  follower), is_future_key false; a replica being moved here by AlterReplicaLogDirs
+  (broker/replica_mover.py) is also listed in its target directory with is_future_key
+  true, the size copied so far and, as offset lag, how far its copy is behind the current
+  log's end offset.
 - A failed directory (broker/log_dirs.py) answers KAFKA_STORAGE_ERROR with no topics and
   unknown volume sizes (-1).
 - v4: total_bytes and usable_bytes of the directory's filesystem (statvfs: f_blocks and
@@ -32,7 +35,7 @@ MAX_VERSION = 4
 def _types(version: int) -> tuple[type, type, type, type]:
     """(Response, Result, Topic, Partition) classes; v0 is v1 on the wire."""
     if version == 0:
-        from broker.handlers._describe_log_dirs_v0 import DescribeLogDirsResponseV0
+        from broker.handlers._log_dirs_legacy import DescribeLogDirsResponseV0
 
         v1 = responses(API_KEY, "describe_log_dirs", 1)
         return (
@@ -60,9 +63,10 @@ def _wanted(request: Any) -> dict[str, set[int]] | None:
 
 
 def describe(broker: Any, wanted: dict[str, set[int]] | None) -> list[dict[str, Any]]:
-    """Each log dir as a dict (path, error, topics {name: [(index, size, lag)]}, total and
-    usable bytes), for the handler and for tests."""
+    """Each log dir as a dict (path, error, topics {name: [(index, size, lag, future)]},
+    total and usable bytes), for the handler and for tests."""
     rm = broker.replica_manager
+    moves = list(getattr(getattr(rm, "mover", None), "moves", {}).values())
     out = []
     for d in rm.log_dirs:
         entry: dict[str, Any] = {"path": str(d.path), "error": 0, "topics": {}}
@@ -80,7 +84,18 @@ def describe(broker: Any, wanted: dict[str, set[int]] | None) -> list[dict[str, 
                 lag = max(p.high_watermark - p.log_end_offset, 0)
             except Exception:  # noqa: BLE001 - a log closed under us (deleted meanwhile)
                 continue
-            entry["topics"].setdefault(topic, []).append((index, size, lag))
+            entry["topics"].setdefault(topic, []).append((index, size, lag, False))
+        for fut in moves:
+            p = fut.partition
+            if fut.log_dir is not d or (
+                wanted is not None and p.index not in wanted.get(p.topic, ())
+            ):
+                continue
+            try:
+                size, lag = fut.log.size_bytes, fut.offset_lag
+            except Exception:  # noqa: BLE001 - the move finished or was dropped meanwhile
+                continue
+            entry["topics"].setdefault(p.topic, []).append((p.index, size, lag, True))
         entry["total"], entry["usable"] = d.volume_bytes()
         out.append(entry)
     return out
@@ -100,9 +115,9 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
                         partition_index=i32(index),
                         partition_size=i64(size),
                         offset_lag=i64(lag),
-                        is_future_key=False,
+                        is_future_key=future,
                     )
-                    for index, size, lag in parts
+                    for index, size, lag, future in parts
                 ),
             )
             for name, parts in entry["topics"].items()

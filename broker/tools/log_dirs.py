@@ -1,8 +1,10 @@
 """``fastlog log-dirs describe``: the log directories of brokers and the size of every
-partition in them (kafka-log-dirs.sh --describe).
+partition in them (kafka-log-dirs.sh --describe); ``fastlog log-dirs move``: move a replica
+to another log directory of its broker (what kafka-reassign-partitions.sh does for a plan
+with log_dirs).
 
-Sends DescribeLogDirs (KIP-113) to each broker with kafka-python's KafkaAdminClient
-(confluent-kafka has no call for it). Prints a table by default, or Kafka's JSON
+Sends DescribeLogDirs and AlterReplicaLogDirs (KIP-113) with kafka-python's
+KafkaAdminClient (confluent-kafka has no call for them). Prints a table by default, or Kafka's JSON
 (``--json``: {"version":1,"brokers":[{"broker":N,"logDirs":[{"logDir":...,"error":...,
 "partitions":[{"partition":"t-0","size":...,"offsetLag":...,"isFuture":false}]}]}]}).
 Errors are one line on stderr and a non-zero exit status, never a traceback.
@@ -30,6 +32,7 @@ def log_dirs() -> None:
     Examples:
       fastlog log-dirs describe
       fastlog log-dirs describe --topic-list orders,payments --broker-list 0,1 --json
+      fastlog log-dirs move --topic orders --partition 3 --broker 0 --dir /disk2/fastlog
     """
 
 
@@ -133,3 +136,29 @@ def describe(
             )
             for p in d["partitions"]:
                 click.echo(f"    {p['partition']:<40} {p['size']:>14} bytes  lag {p['offsetLag']}")
+
+
+@log_dirs.command()
+@click.option("--topic", "-t", required=True, help="Topic of the replica to move.")
+@click.option("--partition", "-p", required=True, type=click.IntRange(min=0), help="Partition.")
+@click.option("--broker", required=True, type=int, help="Broker holding the replica.")
+@click.option("--dir", "path", required=True, help="Absolute path of the target log dir.")
+@common
+def move(
+    topic: str, partition: int, broker: int, path: str, bootstrap_server: str, timeout: float
+) -> None:
+    """Move a replica to another log directory of its broker (in the background: follow it
+    with describe, where the copy shows as a future replica until it takes over)."""
+    from kafka import TopicPartitionReplica
+
+    admin = ReassignAdmin(bootstrap_server, timeout)
+    replica = TopicPartitionReplica(topic, partition, broker)
+    try:
+        result = admin._retry("move failed", lambda c: c.alter_replica_log_dirs({replica: path}))
+    finally:
+        admin.close()
+    error = result.get(replica)
+    name = getattr(error, "__name__", str(error))
+    if name != "NoError":
+        raise ToolError(f"{topic}-{partition} on broker {broker} to {path}: {name}")
+    click.echo(f"moving {topic}-{partition} on broker {broker} to {path}")
