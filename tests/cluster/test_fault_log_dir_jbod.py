@@ -181,3 +181,91 @@ def test_one_full_log_dir_moves_only_its_partitions(jbod_cluster: tuple[Cluster,
     finally:
         kp.close()
     assert all(d["error_code"] == 0 for d in entry["log_dirs"]), entry
+
+
+@pytest.fixture
+def two_dir_cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """Three brokers on ZooKeeper; broker 1 has two log directories."""
+    (tmp_path / "zk").mkdir()
+    zk = ZooKeeperServer(tmp_path / "zk").start()
+    c = Cluster(zk, tmp_path)
+    try:
+        vb = c.brokers[VICTIM]
+        vb.extra_args += ["--data-dir", f"{vb.data_dir},{tmp_path / 'broker-1' / 'second'}"]
+        try:
+            c.start()
+        except BaseException:
+            dump_logs(c)
+            raise
+        yield c
+        rep = getattr(request.node, "rep_call", None)
+        if rep is not None and rep.failed:
+            dump_logs(c)
+    finally:
+        c.stop()
+        zk.stop()
+
+
+def test_moving_replicas_between_log_dirs_under_load(two_dir_cluster: Cluster) -> None:
+    """AlterReplicaLogDirs on broker 1 for every partition of a topic it leads some of and
+    follows the rest of, under the checked workload: each replica ends in its other
+    directory, nothing acknowledged is lost, leadership and ISRs stay as they were."""
+    from kafka import TopicPartitionReplica
+    from kafka.admin import KafkaAdminClient
+
+    c = two_dir_cluster
+    vb = c.brokers[VICTIM]
+    first, second = vb.data_dir, vb.data_dir.parent / "second"
+    admin = AdminClient({"bootstrap.servers": c.bootstrap})
+    admin.create_topics([NewTopic(TOPIC, PARTITIONS, 3, config={"min.insync.replicas": "2"})])[
+        TOPIC
+    ].result(15)
+    for p in range(PARTITIONS):
+        wait_until(lambda p=p: len(c.state(TOPIC, p)["isr"]) == 3, 20, f"{TOPIC}-{p} ISR of 3")
+    # The initial ISR is every replica: wait until broker 1 opened each one somewhere.
+    wait_until(
+        lambda: all(
+            (first / f"{TOPIC}-{p}").is_dir() or (second / f"{TOPIC}-{p}").is_dir()
+            for p in range(PARTITIONS)
+        ),
+        20,
+        f"every replica opened on broker {VICTIM}",
+    )
+    where = {p: first if (first / f"{TOPIC}-{p}").is_dir() else second for p in range(PARTITIONS)}
+    assert set(where.values()) == {first, second}  # spread over both directories
+    before = {p: c.state(TOPIC, p) for p in range(PARTITIONS)}
+    led = {p for p, st in before.items() if st["leader"] == VICTIM}
+    assert led and len(led) < PARTITIONS, before  # it leads some, follows the others
+
+    w = Workload(c, TOPIC, partitions=PARTITIONS).start()
+    time.sleep(2.0)
+    target = {p: second if d == first else first for p, d in where.items()}
+    kp = KafkaAdminClient(bootstrap_servers=vb.bootstrap)
+    try:
+        result = kp.alter_replica_log_dirs(
+            {TopicPartitionReplica(TOPIC, p, VICTIM): str(d) for p, d in target.items()}
+        )
+        assert {e.__name__ for e in result.values()} == {"NoError"}, result
+
+        def done() -> bool:
+            return all(
+                (d / f"{TOPIC}-{p}").is_dir() and not (where[p] / f"{TOPIC}-{p}").exists()
+                for p, d in target.items()
+            )
+
+        wait_until(done, 30, "every replica in its other directory")
+        time.sleep(2.0)  # writes go on after the moves
+        history = w.stop()
+    except BaseException:
+        w.stop(catch_up=0)
+        raise
+    finally:
+        kp.close()
+    report = check(history)
+    print(f"\n[moved {PARTITIONS} replicas of broker {VICTIM} under load] {report.summary()}")
+    assert report.ok, report.details()
+    assert not w.fatal, w.fatal
+    for p in range(PARTITIONS):
+        st = c.state(TOPIC, p)
+        assert st["leader"] == before[p]["leader"] and sorted(st["isr"]) == [1, 2, 3], (p, st)
+    assert vb.output().count("moved from") >= PARTITIONS
