@@ -466,6 +466,24 @@ def test_log_append_time_topic(target: BrokerProcess) -> None:
     ]
 
 
+@pytest.mark.parametrize("target_codec", ["zstd", "uncompressed"])
+def test_topic_compression_type_applies_after_up_conversion(
+    target: BrokerProcess, target_codec: str
+) -> None:
+    """compression.type re-encodes up-converted records as Kafka's LogValidator does for a
+    magic 0/1 set (the legacy codec is only the source)."""
+    topic = f"legacy-ct-{target_codec}"
+    create_topic(target, topic, {"compression.type": target_codec})
+    assert send_one(target, 2, topic, wrapper(1, GZIP, INNER)) == (0, 0)
+    with connect(target) as s:
+        s.sendall(encode_request(fetch_request(12, topic, 0, 0), 4, "legacy"))
+        _, response = decode_response(read_frame(s), 1, 12)
+    stored = response.responses[0].partitions[0].records
+    expected = ZSTD if target_codec == "zstd" else NONE
+    assert {b.compression for b in _core.scan_batches(stored)} == {expected}
+    assert [(r[2], r[3]) for r in _core.iter_records(stored)] == [(b"k", b"v"), (b"k2", b"v2")]
+
+
 def test_acks0_refused_set_closes_the_connection(target: BrokerProcess, witness) -> None:
     with connect(target) as s:
         s.sendall(
