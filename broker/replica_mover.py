@@ -24,6 +24,7 @@ was.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
 import logging
 import os
@@ -72,6 +73,16 @@ class ReplicaMover:
     def __init__(self, manager: Any) -> None:
         self.manager = manager
         self.moves: dict[tuple[str, int], FutureReplica] = {}
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+
+    def _copier(self) -> concurrent.futures.ThreadPoolExecutor:
+        # Own threads, one per log dir (Kafka's num.replica.alter.log.dirs.threads default):
+        # many moves never hold up the default executor the ZooKeeper calls use.
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(
+                max(1, len(self.manager.log_dirs)), thread_name_prefix="log-dir-mover"
+            )
+        return self._pool
 
     # -- requests ------------------------------------------------------------------------
     def move(self, p: Any, target: Any) -> None:
@@ -105,6 +116,9 @@ class ReplicaMover:
         """Broker shutdown: drop every move (the partitions stay where they are)."""
         for key in list(self.moves):
             self.cancel(key)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)  # a copy still running finishes its chunk
+            self._pool = None
 
     def _discard(self, fut: FutureReplica) -> None:
         try:
@@ -122,7 +136,8 @@ class ReplicaMover:
                     log.info("%s: move to %s dropped", p, fut.log_dir.path)
                     self.cancel(key)
                     return
-                lag = await asyncio.to_thread(self._copy, fut, CHUNK_BYTES)
+                loop = asyncio.get_running_loop()
+                lag = await loop.run_in_executor(self._copier(), self._copy, fut, CHUNK_BYTES)
                 if lag <= SWAP_LAG_BYTES and self._swap(fut):
                     return
                 if lag == 0:

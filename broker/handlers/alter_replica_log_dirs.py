@@ -51,11 +51,15 @@ def _types(version: int) -> tuple[type, type, type]:
 
 
 def _target(rm: Any, path: str) -> Any:
-    if not path or not Path(path).is_absolute():
+    try:
+        wanted = Path(path)
+        if not path or not wanted.is_absolute():
+            return None
+        resolved = wanted.resolve()
+    except (ValueError, OSError):  # a NUL byte, a symlink loop: not one of ours
         return None
-    wanted = Path(path)
     for d in rm.log_dirs:
-        if d.path == wanted or d.path == wanted.resolve():
+        if d.path in (wanted, resolved):
             return d
     return None
 
