@@ -269,3 +269,18 @@ def test_moving_replicas_between_log_dirs_under_load(two_dir_cluster: Cluster) -
         st = c.state(TOPIC, p)
         assert st["leader"] == before[p]["leader"] and sorted(st["isr"]) == [1, 2, 3], (p, st)
     assert vb.output().count("moved from") >= PARTITIONS
+
+    # Each dir's replication-offset-checkpoint holds the high watermarks of exactly the
+    # partitions living there (written at the clean shutdown).
+    assert vb.stop() == 0
+    for d in (first, second):
+        lines = (d / "replication-offset-checkpoint").read_text().splitlines()
+        assert int(lines[1]) == len(lines) - 2
+        listed = {(t, int(i)) for t, i, _ in (line.split() for line in lines[2:])}
+        on_disk = {
+            (x.name.rsplit("-", 1)[0], int(x.name.rsplit("-", 1)[1]))
+            for x in d.iterdir()
+            if x.is_dir() and x.name.rsplit("-", 1)[-1].isdigit()
+        }
+        assert listed == on_disk, d
+        assert {(TOPIC, p) for p, t in target.items() if t == d} <= listed
