@@ -397,6 +397,20 @@ def test_broker_default_by_override(make_broker) -> None:
     assert entries["compression.gzip.level"].source == ConfigSource.STATIC_BROKER_CONFIG.value
     entries = describe(b.bootstrap, keeps)
     assert entries["compression.type"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+    # the broker's own settings
+    from confluent_kafka.admin import ConfigResource
+
+    res = ConfigResource(ConfigResource.Type.BROKER, "0")
+    a = admin(b.bootstrap)
+    entries = a.describe_configs([res], request_timeout=15)[res].result(20)
+    assert (entries["compression.type"].value, entries["compression.type"].source) == (
+        "gzip",
+        ConfigSource.STATIC_BROKER_CONFIG.value,
+    )
+    assert (entries["compression.zstd.level"].value, entries["compression.zstd.level"].source) == (
+        "3",
+        ConfigSource.DEFAULT_CONFIG.value,
+    )
     # the group coordinator's __consumer_offsets keeps what it writes (producer)
     from confluent_kafka import Consumer, TopicPartition
 
