@@ -8,6 +8,9 @@ Behavior:
   v4+); it is returned at once with its partitions (creation is synchronous here).
   Otherwise UNKNOWN_TOPIC_OR_PARTITION; an illegal name is INVALID_TOPIC_EXCEPTION.
 - Every topic carries its UUID topic id (v10+), is_internal (v1+), leader epoch (v7+).
+- v8+ include_topic_authorized_operations / include_cluster_authorized_operations (v8-10):
+  no authorizer is configured, so every operation the resource supports is reported allowed
+  (as Kafka does without one; librdkafka's describe_topics/describe_cluster ask this way).
 - Brokers are the registered (live) ones; controller_id (v1+) and cluster_id (v2+) from the
   store. Replicas on unregistered brokers are offline_replicas (v5+); a partition without a
   leader (-1) carries LEADER_NOT_AVAILABLE.
@@ -19,7 +22,10 @@ import datetime
 import uuid
 from typing import Any
 
+from kio.static.primitive import i32
+
 from broker.handlers import RequestContext
+from broker.handlers.describe_cluster import _CLUSTER_OPERATIONS
 from broker.metadata import InvalidTopicError, MetadataError, TopicInfo
 from broker.protocol import error_code, make, nested, response_schema
 
@@ -33,9 +39,19 @@ INVALID_TOPIC_EXCEPTION = 17
 UNKNOWN_TOPIC_ID = 100
 _ZERO = datetime.timedelta(0)
 _NIL = uuid.UUID(int=0)
+# AclOperation codes the TOPIC resource supports: READ, WRITE, CREATE, DELETE, ALTER,
+# DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
+_TOPIC_OPERATIONS = (3, 4, 5, 6, 7, 8, 10, 11)
+_OMITTED = i32(-(2**31))
 
 
-def _topic_entry(cls: type, topic: TopicInfo, live: set[int] | None = None) -> Any:
+def _ops(codes: tuple[int, ...]) -> i32:
+    return i32(sum(1 << op for op in codes))
+
+
+def _topic_entry(
+    cls: type, topic: TopicInfo, live: set[int] | None = None, ops: i32 = _OMITTED
+) -> Any:
     part_cls = nested(cls, "MetadataResponsePartition")
     topic_cls = nested(cls, "MetadataResponseTopic")
     # Cluster mode: replicas on brokers that are not registered are offline; a partition
@@ -60,6 +76,7 @@ def _topic_entry(cls: type, topic: TopicInfo, live: set[int] | None = None) -> A
         topic_id=topic.topic_id,
         is_internal=topic.is_internal,
         partitions=partitions,
+        topic_authorized_operations=ops,
     )
 
 
@@ -82,8 +99,13 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     requested = request.topics
     live_brokers = store.brokers()
     live = {b.node_id for b in live_brokers}
+    topic_ops = (
+        _ops(_TOPIC_OPERATIONS)
+        if getattr(request, "include_topic_authorized_operations", False)
+        else _OMITTED
+    )
     if requested is None or (ctx.api_version == 0 and not requested):
-        topics = [_topic_entry(cls, t, live) for t in store.topics()]
+        topics = [_topic_entry(cls, t, live, topic_ops) for t in store.topics()]
     else:
         topics = []
         for req_topic in requested:
@@ -92,7 +114,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             if name is None:
                 info = store.topic_by_id(topic_id) if topic_id not in (None, _NIL) else None
                 topics.append(
-                    _topic_entry(cls, info, live)
+                    _topic_entry(cls, info, live, topic_ops)
                     if info is not None
                     else _error_entry(cls, None, UNKNOWN_TOPIC_ID, topic_id)
                 )
@@ -110,7 +132,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             if info is None:
                 topics.append(_error_entry(cls, name, UNKNOWN_TOPIC_OR_PARTITION))
             else:
-                topics.append(_topic_entry(cls, info, live))
+                topics.append(_topic_entry(cls, info, live, topic_ops))
     broker_cls = nested(cls, "MetadataResponseBroker")
     brokers = tuple(
         make(broker_cls, node_id=b.node_id, host=b.host, port=b.port, rack=b.rack)
@@ -123,4 +145,9 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         cluster_id=store.cluster_id,
         controller_id=store.controller_id,
         topics=tuple(topics),
+        cluster_authorized_operations=(
+            _ops(_CLUSTER_OPERATIONS)
+            if getattr(request, "include_cluster_authorized_operations", False)
+            else _OMITTED
+        ),
     )

@@ -92,6 +92,28 @@ def test_list_topics_and_describe_topics(broker) -> None:
     assert exc.value.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART
 
 
+def test_authorized_operations_without_authorizer(broker) -> None:
+    """No authorizer: every operation is allowed, as Kafka reports without one. librdkafka
+    asks through Metadata v8+ (include_*_authorized_operations), not DescribeCluster."""
+    a = _admin(broker.bootstrap)
+    topic = unique_topic("cf-ops")
+    _create(a, topic)
+    desc = a.describe_topics(TopicCollection([topic]), include_authorized_operations=True)
+    ops = {op.name for op in desc[topic].result(T).authorized_operations}
+    assert ops == {
+        "READ", "WRITE", "CREATE", "DELETE", "ALTER", "DESCRIBE", "DESCRIBE_CONFIGS",
+        "ALTER_CONFIGS",
+    }  # fmt: skip
+    cluster = a.describe_cluster(include_authorized_operations=True).result(T)
+    assert {op.name for op in cluster.authorized_operations} == {
+        "CREATE", "ALTER", "DESCRIBE", "CLUSTER_ACTION", "DESCRIBE_CONFIGS", "ALTER_CONFIGS",
+        "IDEMPOTENT_WRITE",
+    }  # fmt: skip
+    assert (
+        a.describe_topics(TopicCollection([topic]))[topic].result(T).authorized_operations is None
+    )
+
+
 def test_describe_cluster(broker) -> None:
     a = _admin(broker.bootstrap)  # kept alive until the future resolves
     c = a.describe_cluster().result(T)
