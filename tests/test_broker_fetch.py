@@ -359,3 +359,22 @@ def test_kafka_python_consumer_with_sessions(broker) -> None:
     consumer.close()
     c.close()
     assert len(got) == 33 and len(set(got)) == 33
+
+
+def test_fetch_below_v10_of_a_zstd_topic_is_unsupported_compression_type(make_broker) -> None:
+    # KIP-110: a consumer too old for zstd (Fetch < v10) gets UNSUPPORTED_COMPRESSION_TYPE (76)
+    # for a topic whose compression.type is zstd, instead of batches it cannot decode
+    b = make_broker({"compression.type": "zstd"})
+    c = RawClient(b.bootstrap)
+    try:
+        produce(c, "zt", [b"a", b"b"])
+        for version in (4, 9):
+            p = c.call(fetch_request(version, "zt", 0, 0)).responses[0].partitions[0]
+            assert p.error_code.value == 76 and p.records in (b"", None)
+        for version in (10, 12):
+            p = c.call(fetch_request(version, "zt", 0, 0)).responses[0].partitions[0]
+            assert p.error_code.value == 0
+            assert [r[3] for r in _core.iter_records(p.records, 0)] == [b"a", b"b"]
+            assert {i.compression for i in _core.scan_batches(p.records)} == {4}
+    finally:
+        c.close()

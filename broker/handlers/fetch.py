@@ -47,6 +47,8 @@ TOPIC_AUTHORIZATION_FAILED = 29
 FETCH_SESSION_ID_NOT_FOUND = 70
 FENCED_LEADER_EPOCH = 74
 UNKNOWN_LEADER_EPOCH = 75
+UNSUPPORTED_COMPRESSION_TYPE = 76
+ZSTD_MIN_FETCH_VERSION = 10  # KIP-110: older consumers cannot decode zstd
 READ_COMMITTED = 1
 
 
@@ -102,6 +104,17 @@ def _read(
                     parts.append(FetchPartition(rp.partition, code, records=b""))
                     error = True
                     continue
+            if (
+                ctx.api_version < ZSTD_MIN_FETCH_VERSION
+                and not follower
+                and p.config_value("compression.type") == "zstd"
+            ):
+                # as Kafka: judged by the topic's config, not by the batches it holds
+                parts.append(
+                    FetchPartition(rp.partition, UNSUPPORTED_COMPRESSION_TYPE, records=b"")
+                )
+                error = True
+                continue
             hw = p.high_watermark
             lso = p.last_stable_offset
             start = p.log_start_offset
