@@ -23,7 +23,7 @@ from kio.schema.request_header.v1.header import RequestHeader as RequestHeaderV1
 from kio.schema.request_header.v2.header import RequestHeader as RequestHeaderV2
 from kio.serial import entity_reader, entity_writer
 
-from broker.request_bounds import check_array_counts
+from broker.request_bounds import bounded_body, skip_tagged_fields
 
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
@@ -119,7 +119,14 @@ def parse_request_header(frame: bytes | bytearray | memoryview) -> RequestHeader
     schema = request_schema(api_key, api_version)
     flexible = schema is not None and schema.__header_schema__ is RequestHeaderV2
     try:
-        header, size = _reader(RequestHeaderV2 if flexible else RequestHeaderV1)(frame, 0)
+        # v2 is v1 plus a tagged-field section; kio refuses tags it does not know, and the
+        # header has none Kafka defines, so every tag there is skipped (KIP-482).
+        header, size = _reader(RequestHeaderV1)(frame, 0)
+        if flexible:
+            if size < len(frame) and frame[size] == 0:  # no tags: the common case
+                size += 1
+            else:
+                size = skip_tagged_fields(frame, size)
     except Exception as exc:  # kio raises SerialError, ValueError, KeyError (unknown tag)...
         if schema is None:
             # An unknown version might use a header layout we cannot read; the fixed part
@@ -137,8 +144,9 @@ def decode_request(header: RequestHeader, frame: bytes | bytearray | memoryview)
     try:
         # kio reserves an array's announced count before reading it (2^31-1 elements: a
         # 16 GiB allocation that aborts the process); refuse counts the frame cannot hold.
-        check_array_counts(schema, frame, header.body_offset)
-        request, _ = _reader(schema)(frame, header.body_offset)
+        # Tags the schema does not know are skipped (kio would refuse them).
+        body, offset = bounded_body(schema, frame, header.body_offset)
+        request, _ = _reader(schema)(body, offset)
     except Exception as exc:  # kio raises SerialError, ValueError, KeyError (unknown tag)...
         raise ProtocolError(
             f"malformed {schema.__name__} v{header.api_version}: {type(exc).__name__}: {exc}"
@@ -190,18 +198,14 @@ def decode_response(frame: bytes, api_key: int, api_version: int) -> tuple[int, 
         raise ProtocolError(f"no response schema for api {api_key} v{api_version}")
     (correlation_id,) = _I32.unpack_from(frame, 0)
     offset = 4
-    if schema.__header_schema__.__flexible__:
-        from kio.serial.readers import read_unsigned_varint
-
-        n, size = read_unsigned_varint(frame, offset)
-        offset += size
-        if n:
-            raise ProtocolError("tagged fields in response headers are not expected")
     try:
-        check_array_counts(schema, frame, offset)  # as decode_request: no abort on a peer's lie
+        if schema.__header_schema__.__flexible__:
+            offset = skip_tagged_fields(frame, offset)  # none defined: all skipped
+        # as decode_request: no abort on a peer's lie, unknown tags skipped
+        body, offset = bounded_body(schema, frame, offset)
     except ValueError as exc:
         raise ProtocolError(f"malformed {schema.__name__} v{api_version}: {exc}") from None
-    response, _ = _reader(schema)(frame, offset)
+    response, _ = _reader(schema)(body, offset)
     return correlation_id, response
 
 

@@ -4,13 +4,20 @@ kio's native reader reserves room for an array's announced element count before 
 the elements (a Rust ``Vec::with_capacity``). Five bytes announcing 2^31-1 elements (or, in
 flexible versions, 2^32-2) make it ask for 16-32 GiB, and a failed allocation in Rust
 aborts the whole broker process: one 22-byte request from anyone would take the broker
-down. ``check_array_counts`` walks the body along the request's schema, without creating
+down. ``bounded_body`` walks the body along the request's schema, without creating
 any object per field, and refuses an array whose count is larger than the bytes left in
 the frame, the same rule as Kafka's generated readers ("Tried to allocate a collection of
 size N, but there are only M bytes remaining").
 
 The walk stops at the first inconsistency it can see (a count or length past the end);
 everything else is left to kio, which then reports the precise error.
+
+The same walk finds tagged fields (KIP-482) the schema does not know. Kafka's receivers
+skip them (that is what lets a newer client add tags), but kio refuses them with a
+KeyError and has no option to skip. ``bounded_body`` therefore hands kio a copy of the body
+without them, rebuilt only when there is one: a request without unknown tags costs nothing
+more than the bounds walk. Skipping is bounded like everything else: a tag announcing more
+bytes than the frame holds is refused.
 """
 
 from __future__ import annotations
@@ -60,42 +67,61 @@ class ArrayBoundsError(ValueError):
     """An array or length in the request reaches past the end of the frame."""
 
 
+class _UnknownTags(Exception):
+    """A tagged-field section holds a tag the schema does not know (first pass only)."""
+
+
+# A rewrite of the body: (start, end, replacement) byte ranges, in order, not overlapping.
+_Edits = list[tuple[int, int, bytes]]
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Plan:
     flexible: bool
     ops: tuple[tuple[int, Any], ...]
+    # the schema's own tags: a plan to walk the value with, or None (a fixed-size value)
+    tagged: dict[int, _Plan | None] = dataclasses.field(default_factory=dict)
+    section: bool = True  # ends with a tagged-field section (false for a tagged value)
+
+
+def _op(schema: type, f: dataclasses.Field[Any]) -> tuple[int, Any]:
+    kind = classify_field(f)
+    if isinstance(kind, EntityTupleField):
+        return (_ARRAY_ENTITY, plan_for(kind.type_))
+    if isinstance(kind, EntityField):
+        return (_ENTITY, (is_optional(f), plan_for(kind.type_)))
+    kafka_type = get_schema_field_type(f)
+    if isinstance(kind, PrimitiveTupleField):
+        if kafka_type == "string":
+            return (_ARRAY_STRING, None)
+        if kafka_type in _FIXED:
+            return (_ARRAY_FIXED, _FIXED[kafka_type])
+        raise TypeError(f"array of {kafka_type} in {schema.__name__}")
+    if kafka_type == "string":
+        return (_STRING, None)
+    if kafka_type in ("bytes", "records"):
+        return (_BYTES, None)
+    if kafka_type in _FIXED:
+        return (_SKIP, _FIXED[kafka_type])
+    raise TypeError(f"field type {kafka_type} in {schema.__name__}")
 
 
 @cache
 def plan_for(schema: type) -> _Plan:
     flexible = bool(getattr(schema, "__flexible__", False))
     ops: list[tuple[int, Any]] = []
+    tagged: dict[int, _Plan | None] = {}
     for f in dataclasses.fields(schema):
         if "tag" in f.metadata:
-            continue  # tagged fields live in the tagged-field section, sized
-        kind = classify_field(f)
-        if isinstance(kind, EntityTupleField):
-            ops.append((_ARRAY_ENTITY, plan_for(kind.type_)))
-        elif isinstance(kind, EntityField):
-            ops.append((_ENTITY, (is_optional(f), plan_for(kind.type_))))
+            # sized in the tagged-field section; walked only when it can hold a count
+            try:
+                op = _op(schema, f)
+            except TypeError:  # a type this walk does not know: kio checks the value
+                op = (_SKIP, 0)
+            tagged[f.metadata["tag"]] = None if op[0] == _SKIP else _Plan(True, (op,), {}, False)
         else:
-            kafka_type = get_schema_field_type(f)
-            if isinstance(kind, PrimitiveTupleField):
-                if kafka_type == "string":
-                    ops.append((_ARRAY_STRING, None))
-                elif kafka_type in _FIXED:
-                    ops.append((_ARRAY_FIXED, _FIXED[kafka_type]))
-                else:
-                    raise TypeError(f"array of {kafka_type} in {schema.__name__}")
-            elif kafka_type == "string":
-                ops.append((_STRING, None))
-            elif kafka_type in ("bytes", "records"):
-                ops.append((_BYTES, None))
-            elif kafka_type in _FIXED:
-                ops.append((_SKIP, _FIXED[kafka_type]))
-            else:
-                raise TypeError(f"field type {kafka_type} in {schema.__name__}")
-    return _Plan(flexible, tuple(ops))
+            ops.append(_op(schema, f))
+    return _Plan(flexible, tuple(ops), tagged)
 
 
 def _uvarint(buf: Any, pos: int, end: int) -> tuple[int, int]:
@@ -134,7 +160,10 @@ def _count(buf: Any, pos: int, end: int, flexible: bool, size: int) -> tuple[int
     return _int(buf, pos, size, end)
 
 
-def _walk(plan: _Plan, buf: Any, pos: int, end: int) -> int:
+def _walk(plan: _Plan, buf: Any, pos: int, end: int, edits: _Edits | None = None) -> int:
+    """Walk one struct from ``pos``; return where it ends. Without ``edits`` an unknown tag
+    raises _UnknownTags; with it, each tagged-field section holding one is recorded there
+    as rewritten without it."""
     flexible = plan.flexible
     for op, arg in plan.ops:
         if op == _SKIP:
@@ -153,7 +182,7 @@ def _walk(plan: _Plan, buf: Any, pos: int, end: int) -> int:
                 marker, pos = _int(buf, pos, 1, end)
                 if marker < 0:
                     continue
-            pos = _walk(inner, buf, pos, end)
+            pos = _walk(inner, buf, pos, end, edits)
         else:
             n, pos = _count(buf, pos, end, flexible, 4)
             if n <= 0:
@@ -175,25 +204,97 @@ def _walk(plan: _Plan, buf: Any, pos: int, end: int) -> int:
                         pos += m
             else:
                 for _ in range(n):
-                    pos = _walk(arg, buf, pos, end)
-    if flexible:
+                    pos = _walk(arg, buf, pos, end, edits)
+    if flexible and plan.section:
         if pos < end and buf[pos] == 0:  # no tagged fields: the common case
             return pos + 1
-        count, pos = _uvarint(buf, pos, end)
-        for _ in range(count):
-            _tag, pos = _uvarint(buf, pos, end)
-            size, pos = _uvarint(buf, pos, end)
-            if size > end - pos:
-                raise ArrayBoundsError(f"tagged field of {size} bytes exceeds the frame")
-            pos += size
+        return _tagged_section(plan.tagged, buf, pos, end, edits)
     return pos
 
 
-def check_array_counts(schema: type, frame: Any, offset: int) -> None:
-    """Raise ArrayBoundsError if an array count (or a length) in the body of ``frame`` from
-    ``offset`` announces more than the frame holds."""
+def _tagged_section(
+    known: dict[int, _Plan | None], buf: Any, pos: int, end: int, edits: _Edits | None
+) -> int:
+    start = pos
+    count, pos = _uvarint(buf, pos, end)
+    if count > (end - pos) // 2:  # a tag and its size take a byte each at least
+        raise ArrayBoundsError(f"{count} tagged fields at byte {start} exceed the frame")
+    kept: list[tuple[int, bytes]] = []
+    dropped = False
+    for _ in range(count):
+        tag, pos = _uvarint(buf, pos, end)
+        size, pos = _uvarint(buf, pos, end)
+        if size > end - pos:
+            raise ArrayBoundsError(f"tagged field of {size} bytes exceeds the frame")
+        value_end = pos + size
+        if tag not in known:
+            if edits is None:
+                raise _UnknownTags
+            dropped = True
+        else:
+            inner = known[tag]
+            if edits is None:
+                if inner is not None:
+                    _walk(inner, buf, pos, value_end)
+            else:
+                inner_edits: _Edits = []
+                if inner is not None:
+                    _walk(inner, buf, pos, value_end, inner_edits)
+                dropped = dropped or bool(inner_edits)
+                kept.append((tag, _splice(buf, pos, value_end, inner_edits)))
+        pos = value_end
+    if dropped and edits is not None:
+        rebuilt = bytearray(_encode_uvarint(len(kept)))
+        for tag, value in kept:
+            rebuilt += _encode_uvarint(tag) + _encode_uvarint(len(value)) + value
+        edits.append((start, pos, bytes(rebuilt)))
+    return pos
+
+
+def _encode_uvarint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _splice(buf: Any, start: int, end: int, edits: _Edits) -> bytes:
+    """``buf[start:end]`` with the edits applied."""
+    out = bytearray()
+    for s, e, replacement in edits:
+        out += buf[start:s]
+        out += replacement
+        start = e
+    out += buf[start:end]
+    return bytes(out)
+
+
+def skip_tagged_fields(frame: Any, offset: int) -> int:
+    """Skip a tagged-field section none of whose tags are known (the request header v2's,
+    the response header v1's); return where it ends. Raises ArrayBoundsError."""
+    return _tagged_section({}, frame, offset, len(frame), [])
+
+
+def bounded_body(schema: type, frame: Any, offset: int) -> tuple[Any, int]:
+    """Check the body of ``frame`` from ``offset`` before kio decodes it; return the buffer
+    and offset to decode from.
+
+    Raises ArrayBoundsError if an array count, a length or a tagged field announces more
+    than the frame holds. Returns ``(frame, offset)`` itself, or, when a tagged-field
+    section holds tags the schema does not know, a copy of the body without them at
+    offset 0 (the known tags of that section kept in order).
+    """
     try:
         plan = plan_for(schema)
     except TypeError:  # a field type this walk does not know: leave the schema to kio
-        return
-    _walk(plan, frame, offset, len(frame))
+        return frame, offset
+    end = len(frame)
+    try:
+        _walk(plan, frame, offset, end)
+    except _UnknownTags:
+        edits: _Edits = []
+        _walk(plan, frame, offset, end, edits)
+        return _splice(frame, offset, end, edits), 0
+    return frame, offset
