@@ -11,7 +11,7 @@ import time
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic, RecordsToDelete
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TransactionalIdAuthorizationFailed
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
@@ -98,6 +98,9 @@ async def test_admin_topics_configs_and_delete_records(broker) -> None:
         (resp,) = await a.describe_configs([ConfigResource(ConfigResourceType.BROKER, "0")])
         assert "log.segment.bytes" in {e[0] for e in resp.resources[0][4]}
 
+        await a.create_partitions({topic: NewPartitions(3)})
+        (meta,) = await a.describe_topics([topic])
+        assert sorted(p["partition"] for p in meta["partitions"]) == [0, 1, 2]
         (cluster,) = [await a.describe_cluster()]
         assert cluster["controller_id"] == 0 and len(cluster["brokers"]) == 1
 
@@ -179,12 +182,16 @@ async def test_seek_offsets_for_times_and_manual_commit(broker) -> None:
         assert await c.committed(tp) == 3
     finally:
         await c.stop()
-    c2 = _consumer(broker.bootstrap, group_id=group)
+    c2 = _consumer(broker.bootstrap, group_id=group, isolation_level="read_committed")
     await c2.start()
     try:
         c2.assign([tp])
         assert await c2.position(tp) == 3
         assert [r.value for r in await _getmany(c2, 2, max_records=2)] == [b"s3", b"s4"]
+        assert c2.highwater(tp) == 10 and c2.last_stable_offset(tp) == 10
+        c2.seek(tp, 8)
+        assert await c2.seek_to_committed(tp) == {tp: 3}
+        assert await c2.position(tp) == 3
     finally:
         await c2.stop()
 

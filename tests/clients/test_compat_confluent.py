@@ -10,6 +10,7 @@ import time
 import pytest
 from confluent_kafka import (
     Consumer,
+    ConsumerGroupState,
     ConsumerGroupTopicPartitions,
     KafkaError,
     KafkaException,
@@ -302,6 +303,66 @@ def test_store_offsets_manual_and_incremental_assign(broker) -> None:
     c.commit(asynchronous=False)  # commits the stored offsets
     committed = c.committed([TopicPartition(topic, 0), TopicPartition(topic, 1)], timeout=T)
     assert [(tp.partition, tp.offset) for tp in committed] == [(0, 2), (1, 5)]
+    c.close()
+
+
+def test_admin_error_answers(broker) -> None:
+    """The answers Kafka gives to the usual mistakes, as librdkafka reports them."""
+    a = _admin(broker.bootstrap)
+    topic = unique_topic("cf-err")
+    a.create_topics([NewTopic(topic, 2, 1)], validate_only=True)[topic].result(T)
+    assert topic not in a.list_topics(timeout=T).topics  # validate_only creates nothing
+
+    def create_error(new: NewTopic) -> int:
+        with pytest.raises(KafkaException) as exc:
+            a.create_topics([new])[new.topic].result(T)
+        return exc.value.args[0].code()
+
+    assert create_error(NewTopic(topic, 1, 3)) == KafkaError.INVALID_REPLICATION_FACTOR
+    assert create_error(NewTopic(topic, 0, 1)) == KafkaError.INVALID_PARTITIONS
+    missing = ConfigResource(ResourceType.TOPIC, unique_topic("cf-nosuch"))
+    with pytest.raises(KafkaException) as exc:
+        a.describe_configs([missing])[missing].result(T)
+    assert exc.value.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+    nogroup = unique_topic("cf-nogroup")
+    desc = a.describe_consumer_groups([nogroup])[nogroup].result(T)
+    assert (str(desc.state), desc.members) == ("ConsumerGroupState.DEAD", [])
+    # the offsets of a group with a live member cannot be altered by the admin
+    _create(a, topic)
+    _produce(broker.bootstrap, topic, [b"x", b"y"])
+    group = unique_topic("cf-err-g")
+    c = _consumer(broker.bootstrap, group)
+    c.subscribe([topic])
+    assert len(_poll_n(c, 1)) == 1
+    stable = a.list_consumer_groups(states={ConsumerGroupState.STABLE}).result(T).valid
+    assert group in {g.group_id for g in stable}
+    empty = a.list_consumer_groups(states={ConsumerGroupState.EMPTY}).result(T).valid
+    assert group not in {g.group_id for g in empty}
+    req = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, 0, 1)])
+    [fut] = a.alter_consumer_group_offsets([req]).values()
+    [tp] = fut.result(T).topic_partitions
+    assert tp.error is not None and tp.error.code() == KafkaError.UNKNOWN_MEMBER_ID
+    c.close()
+
+
+def test_consumer_seek_pause_resume_read_committed(broker) -> None:
+    a = _admin(broker.bootstrap)
+    topic = unique_topic("cf-seek")
+    _create(a, topic)
+    _produce(broker.bootstrap, topic, [b"s%d" % i for i in range(5)])
+    c = _consumer(
+        broker.bootstrap, unique_topic("cf-seek-g"), **{"isolation.level": "read_committed"}
+    )
+    c.assign([TopicPartition(topic, 0, 100)])  # past the end: auto.offset.reset=earliest
+    assert [m.offset() for m in _poll_n(c, 5)] == [0, 1, 2, 3, 4]
+    c.pause([TopicPartition(topic, 0)])
+    _produce(broker.bootstrap, topic, [b"s5"])
+    assert c.poll(1.0) is None  # paused
+    c.resume([TopicPartition(topic, 0)])
+    assert [m.value() for m in _poll_n(c, 1)] == [b"s5"]
+    c.seek(TopicPartition(topic, 0, 2))
+    assert [m.offset() for m in _poll_n(c, 4)] == [2, 3, 4, 5]
+    assert c.position([TopicPartition(topic, 0)])[0].offset == 6
     c.close()
 
 

@@ -9,11 +9,12 @@ import time
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions, NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions, NewTopic, OffsetSpec
 from kafka.errors import (
     GroupIdNotFoundError,
     InvalidPartitionsError,
     KafkaError,
+    NoError,
     NonEmptyGroupError,
     TransactionalIdAuthorizationFailedError,
 )
@@ -126,6 +127,39 @@ def test_describe_and_alter_configs(admin) -> None:
     assert {"log.retention.hours", "num.partitions"} <= set(res["broker"]["0"])
 
 
+def test_offsets_delete_records_and_log_dirs(admin, broker) -> None:
+    topic = unique_topic("kp-lpo")
+    admin.create_topics(
+        [NewTopic(topic, replica_assignments={0: [0], 1: [0]})], timeout_ms=T * 1000
+    )
+    base = int(time.time() * 1000) - 10_000
+    p = _producer(broker.bootstrap)
+    for i in range(6):
+        p.send(topic, b"o%d" % i, partition=0, timestamp_ms=base + 10 * i + (500 if i == 3 else 0))
+    p.flush(T)
+    p.close(T)
+    tp = TopicPartition(topic, 0)
+
+    def lpo(spec) -> tuple[int, int]:
+        got = admin.list_partition_offsets({tp: spec})[tp]
+        return got.offset, got.timestamp
+
+    assert lpo(OffsetSpec.EARLIEST)[0] == 0
+    assert lpo(OffsetSpec.LATEST)[0] == 6
+    assert lpo(OffsetSpec.MAX_TIMESTAMP) == (3, base + 530)
+    assert lpo(base + 15) == (2, base + 20)
+    assert admin.delete_records({tp: 4})[tp]["low_watermark"] == 4
+    assert lpo(OffsetSpec.EARLIEST)[0] == 4
+    [dirs] = admin.describe_log_dirs()
+    sizes = {
+        (t["name"], part["partition_index"]): part["partition_size"]
+        for d in dirs["log_dirs"]
+        for t in d["topics"]
+        for part in t["partitions"]
+    }
+    assert sizes[(topic, 0)] > 0 and sizes[(topic, 1)] == 0
+
+
 def test_describe_cluster(admin, broker) -> None:
     c = admin.describe_cluster()
     assert c["controller_id"] == 0
@@ -156,8 +190,17 @@ def test_group_offsets_list_and_delete(admin, broker) -> None:
     assert admin.delete_groups([group]) == {group: "OK"}
     assert admin.list_group_offsets({group: None})[group] == {}
     assert admin.delete_groups([group]) == {group: GroupIdNotFoundError.__name__}
-    # offsets of an empty group can be set by the admin and are what a consumer resumes from
-    admin.alter_group_offsets(group, {TopicPartition(topic, 1): OffsetAndMetadata(2, "", -1)})
+    # offsets of an empty group can be set (and deleted) by the admin; a consumer resumes there
+    admin.alter_group_offsets(
+        group,
+        {
+            TopicPartition(topic, 0): OffsetAndMetadata(0, "", -1),
+            TopicPartition(topic, 1): OffsetAndMetadata(2, "", -1),
+        },
+    )
+    deleted = admin.delete_group_offsets(group, [TopicPartition(topic, 0)])
+    assert deleted == {TopicPartition(topic, 0): NoError}
+    assert list(admin.list_group_offsets({group: None})[group]) == [TopicPartition(topic, 1)]
     c = _consumer(broker.bootstrap, group_id=group)
     c.subscribe([topic])
     assert [r.offset for r in _poll(c, 3)] == [2, 3, 4]

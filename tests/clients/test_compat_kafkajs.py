@@ -60,6 +60,8 @@ def test_admin(jsbroker) -> None:
     assert out["validateOnly"] is True and out["afterValidateOnly"] is False
     assert out["validateOnlyBad"]["error"] == "INVALID_CONFIG"
     assert out["create"] is True
+    assert out["assigned"] == [[0, [0]], [1, [0]]]  # replicaAssignment as given
+    assert out["assignedBadBroker"]["error"] == "INVALID_REPLICA_ASSIGNMENT"
     assert out["configs"] == {
         "cleanup.policy": ["compact", False],
         "max.message.bytes": ["30000", False],
@@ -168,3 +170,13 @@ def test_producer_send_batch_acks_and_codecs(jsbroker) -> None:
                         dict(m.headers())["h"].decode()])  # fmt: skip
     c.close()
     assert got == [r for r in expected if r[0] == topics[0]]
+
+
+def test_transactional_producer_is_refused_cleanly(jsbroker) -> None:
+    """kafkajs looks up the transaction coordinator, gets a non-retriable error and fails at
+    once (kafkajs names it KafkaJSGroupCoordinatorNotFound), instead of retrying."""
+    out = run(jsbroker, "transaction")
+    assert out["transaction"]["error"] == "KafkaJSGroupCoordinatorNotFound"
+    assert out["ms"] < 5000
+    assert out["after"] is True
+    assert jsbroker.proc.poll() is None

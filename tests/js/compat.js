@@ -5,7 +5,7 @@
 // Each step's result (or {error: <kafkajs error type>}) is recorded under its label, so the
 // Python test states exactly what it expects from every call. kafkajs logs go to stderr.
 //
-// Scenarios: admin, groups, consumer, producer.
+// Scenarios: admin, groups, consumer, producer, transaction.
 'use strict'
 
 const {
@@ -133,6 +133,17 @@ async function admin() {
         },
       ],
     })
+  )
+  await attempt('assigned', () =>
+    a
+      .createTopics({
+        topics: [{ topic: `${t}-ra`, replicaAssignment: [{ partition: 0, replicas: [0] }, { partition: 1, replicas: [0] }] }],
+      })
+      .then(() => a.fetchTopicMetadata({ topics: [`${t}-ra`] }))
+      .then((m) => m.topics[0].partitions.map((p) => [p.partitionId, p.replicas]).sort((x, y) => x[0] - y[0]))
+  )
+  await attempt('assignedBadBroker', () =>
+    a.createTopics({ topics: [{ topic: `${t}-rb`, replicaAssignment: [{ partition: 0, replicas: [7] }] }] })
   )
   await attempt('configs', () =>
     a
@@ -444,7 +455,25 @@ async function producerScenario() {
   await a.disconnect()
 }
 
-const SCENARIOS = { admin, groups, consumer: consumerScenario, producer: producerScenario }
+// ------------------------------------------------------------------------ transaction
+// Transactions are not supported: the transactional producer must fail at once, not retry.
+async function transaction() {
+  const start = Date.now()
+  const p = kafka.producer({ transactionalId: `${prefix}-tx`, idempotent: true, maxInFlightRequests: 1 })
+  await p.connect()
+  await attempt('transaction', () => p.transaction().then(() => 'began'))
+  out.ms = Date.now() - start
+  await p.disconnect()
+  // the broker still answers
+  const a = kafka.admin()
+  await a.connect()
+  await attempt('after', () =>
+    a.createTopics({ topics: [{ topic: `${prefix}-after`, numPartitions: 1 }] })
+  )
+  await a.disconnect()
+}
+
+const SCENARIOS = { admin, groups, consumer: consumerScenario, producer: producerScenario, transaction }
 
 ;(async () => {
   await SCENARIOS[scenario]()
