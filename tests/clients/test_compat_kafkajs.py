@@ -86,6 +86,11 @@ def test_admin(jsbroker) -> None:
     assert out["deleteRecords"] == ["2", "5"]
     assert out["deleteRecordsPastEnd"]["error"] == "OFFSET_OUT_OF_RANGE"
     assert out["deleteRecordsToEnd"] == ["5", "5"]
+    # [name, value, source]: the topic has no override, the broker default is the synonym
+    assert out["synonyms"] == [["log.segment.bytes", "1073741824", 5]]
+    assert out["reassign"] == {"topics": []}  # to the replicas it has: done at once
+    assert out["createAcls"]["error"] == "KafkaJSServerDoesNotSupportApiKey"
+    assert out["deleteTopics"] == []
 
 
 def test_groups(jsbroker) -> None:

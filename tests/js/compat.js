@@ -13,6 +13,10 @@ const {
   CompressionTypes,
   CompressionCodecs,
   ConfigResourceTypes,
+  AclResourceTypes,
+  AclOperationTypes,
+  AclPermissionTypes,
+  ResourcePatternTypes,
   logLevel,
 } = require('kafkajs')
 
@@ -241,6 +245,41 @@ async function admin() {
       .deleteTopicRecords({ topic: t, partitions: [{ partition: 3, offset: '-1' }] })
       .then(() => a.fetchTopicOffsets(t))
       .then((o) => o.filter((x) => x.partition === 3).map((x) => [x.low, x.high])[0])
+  )
+  await attempt('synonyms', () =>
+    a
+      .describeConfigs({
+        includeSynonyms: true,
+        resources: [{ type: ConfigResourceTypes.TOPIC, name: t, configNames: ['segment.bytes'] }],
+      })
+      .then((r) =>
+        r.resources[0].configEntries[0].configSynonyms.map((c) => [c.configName, c.configValue, c.configSource])
+      )
+  )
+  await attempt('reassign', () =>
+    a
+      .alterPartitionReassignments({ topics: [{ topic: t, partitionAssignment: [{ partition: 0, replicas: [0] }] }] })
+      .then(() => a.listPartitionReassignments({ topics: [{ topic: t, partitions: [0, 1] }] }))
+  )
+  // no ACLs: kafkajs sees the API is not offered and says so at once
+  await attempt('createAcls', () =>
+    a.createAcls({
+      acl: [
+        {
+          resourceType: AclResourceTypes.TOPIC,
+          resourceName: t,
+          resourcePatternType: ResourcePatternTypes.LITERAL,
+          principal: 'User:bob',
+          host: '*',
+          operation: AclOperationTypes.ALL,
+          permissionType: AclPermissionTypes.DENY,
+        },
+      ],
+    })
+  )
+  await attempt('deleteTopics', () =>
+    a.deleteTopics({ topics: [t, `${t}-ra`] }).then(() => a.listTopics())
+      .then((ts) => ts.filter((x) => x.startsWith(prefix)))
   )
   // last: kafkajs keeps an unknown topic among its target topics, failing later refreshes
   await attempt('metadataMissing', () => a.fetchTopicMetadata({ topics: [`${prefix}-nosuch`] }))
