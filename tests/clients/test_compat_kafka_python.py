@@ -9,7 +9,14 @@ import time
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions, NewTopic, OffsetSpec
+from kafka.admin import (
+    ConfigResource,
+    ConfigResourceType,
+    MemberToRemove,
+    NewPartitions,
+    NewTopic,
+    OffsetSpec,
+)
 from kafka.errors import (
     GroupIdNotFoundError,
     InvalidPartitionsError,
@@ -204,6 +211,45 @@ def test_group_offsets_list_and_delete(admin, broker) -> None:
     c = _consumer(broker.bootstrap, group_id=group)
     c.subscribe([topic])
     assert [r.offset for r in _poll(c, 3)] == [2, 3, 4]
+    c.close()
+
+
+def test_validate_only_multi_group_offsets_and_static_member_removal(admin, broker) -> None:
+    topic = unique_topic("kp-vo")
+    admin.create_topics([NewTopic(topic, 2, 1)], validate_only=True, timeout_ms=T * 1000)
+    assert topic not in admin.list_topics()
+    admin.create_topics([NewTopic(topic, 2, 1)], timeout_ms=T * 1000)
+    syn = admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, topic)],
+        include_synonyms=True,
+        config_filter="all",
+    )["topic"][topic]["segment.bytes"]["synonyms"]
+    assert syn == [{"name": "log.segment.bytes", "value": "1073741824", "source": "DEFAULT_CONFIG"}]
+    ga, gb = unique_topic("kp-ga"), unique_topic("kp-gb")
+    admin.alter_group_offsets(ga, {TopicPartition(topic, 0): OffsetAndMetadata(1, "a", -1)})
+    admin.alter_group_offsets(gb, {TopicPartition(topic, 0): OffsetAndMetadata(2, "b", -1)})
+    # OffsetFetch v8: several groups in one request
+    got = admin.list_group_offsets(
+        {ga: None, gb: [TopicPartition(topic, 0), TopicPartition(topic, 1)]}
+    )
+    assert got[ga] == {TopicPartition(topic, 0): OffsetAndMetadata(1, "a", -1)}
+    assert got[gb][TopicPartition(topic, 0)] == OffsetAndMetadata(2, "b", -1)
+    assert got[gb][TopicPartition(topic, 1)].offset == -1  # never committed
+    empty = {g["group_id"] for g in admin.list_groups(states_filter=["Empty"])}
+    assert {ga, gb} <= empty
+    # a static member (group.instance.id) removed by the admin (LeaveGroup v3+ batch)
+    group = unique_topic("kp-static")
+    c = _consumer(broker.bootstrap, group_id=group, group_instance_id="inst-1")
+    c.subscribe([topic])
+    deadline = time.monotonic() + T
+    while not c.assignment() and time.monotonic() < deadline:
+        c.poll(200)
+    [member] = admin.describe_groups([group])[group]["members"]
+    assert member["group_instance_id"] == "inst-1"
+    removed = admin.remove_group_members(group, [MemberToRemove(group_instance_id="inst-1")])
+    assert list(removed.values()) == [NoError]
+    desc = admin.describe_groups([group])[group]
+    assert (desc["group_state"], desc["members"]) == ("Empty", [])
     c.close()
 
 
