@@ -9,13 +9,13 @@ are Python ``logging`` levels under Kafka's level names and can be changed live.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from kio.schema.errors import ErrorCode
 
-from broker.handlers._admin_common import AdminError
+from broker.handlers._admin_common import AdminError, build, duplicates
 from broker.topic_config import ConfigSource, ConfigType, SynonymValue
 
 
@@ -256,3 +256,37 @@ def _check_log_kwargs(kwargs: dict[str, Any]) -> None:
         LogConfig.from_dict(kwargs)
     except InvalidConfigurationError as exc:
         raise InvalidConfig(str(exc)) from None
+
+
+# ------------------------------------------------------------------- alter requests
+
+
+def alter_each(
+    ctx: Any, request: Any, alter: Callable[[Any, Any, bool], None], result_type: type
+) -> tuple[Any, ...]:
+    """The per-resource results of an AlterConfigs or IncrementalAlterConfigs request.
+
+    A resource named twice gets INVALID_REQUEST (each time); every other one goes to
+    ``alter(ctx, resource, validate_only)``, whose AdminError is that resource's error.
+    """
+    dup = duplicates((r.resource_type, r.resource_name) for r in request.resources)
+    results = []
+    for resource in request.resources:
+        error, message = ErrorCode.none, None
+        if (resource.resource_type, resource.resource_name) in dup:
+            error, message = ErrorCode.invalid_request, "Duplicate resource in request"
+        else:
+            try:
+                alter(ctx, resource, bool(request.validate_only))
+            except AdminError as exc:
+                error, message = exc.error, exc.message
+        results.append(
+            build(
+                result_type,
+                error_code=error,
+                error_message=message,
+                resource_type=resource.resource_type,
+                resource_name=resource.resource_name,
+            )
+        )
+    return tuple(results)

@@ -75,26 +75,7 @@ def _alter(ctx: Any, resource: Any, validate_only: bool) -> None:
 
 async def handle(ctx: Any, request: Any) -> Any:
     types = responses(API_KEY, "incremental_alter_configs", ctx.api_version)
-    dup = duplicates((r.resource_type, r.resource_name) for r in request.resources)
-    results = []
-    for resource in request.resources:
-        error, message = ErrorCode.none, None
-        if (resource.resource_type, resource.resource_name) in dup:
-            error, message = ErrorCode.invalid_request, "Duplicate resource in request"
-        else:
-            try:
-                _alter(ctx, resource, bool(request.validate_only))
-            except AdminError as exc:
-                error, message = exc.error, exc.message
-        results.append(
-            build(
-                types.AlterConfigsResourceResponse,
-                error_code=error,
-                error_message=message,
-                resource_type=resource.resource_type,
-                resource_name=resource.resource_name,
-            )
-        )
+    results = resources.alter_each(ctx, request, _alter, types.AlterConfigsResourceResponse)
     return build(
-        types.IncrementalAlterConfigsResponse, throttle_time=NO_THROTTLE, responses=tuple(results)
+        types.IncrementalAlterConfigsResponse, throttle_time=NO_THROTTLE, responses=results
     )

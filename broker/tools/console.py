@@ -240,6 +240,29 @@ def make_client(kind: type, conf: dict) -> Any:
         raise click.UsageError(f"bad client configuration: {text}") from None
 
 
+def open_client(
+    kind: type,
+    bootstrap: str,
+    config_file: str | None,
+    properties: Iterable[str],
+    defaults: dict[str, Any],
+    what: str = "property",
+) -> tuple[Any, ErrorLog, str]:
+    """A confluent-kafka ``kind`` (Producer or Consumer) configured as every client tool
+    configures one: the tool's ``defaults``, then the ``--*.config`` file, then the -X
+    properties (later wins; a ``bootstrap.servers`` among them replaces ``bootstrap``).
+
+    Returns the client, the ErrorLog its error callbacks go to, and the bootstrap servers
+    it uses (for the messages naming them). A bad property is a usage error.
+    """
+    props = properties_file(config_file)
+    props.update(parse_properties(properties, what))
+    bootstrap = props.pop("bootstrap.servers", bootstrap)
+    errors = ErrorLog()
+    client = make_client(kind, client_config(bootstrap, errors, {**defaults, **props}))
+    return client, errors, bootstrap
+
+
 def topic_metadata(
     client: Any, topic: str, bootstrap: str, errors: ErrorLog, timeout: float = 10.0
 ) -> Any:
@@ -388,13 +411,11 @@ def produce(
     timeout: float,
 ) -> None:
     header_list = _parse_headers(headers)
-    props = properties_file(producer_config)
-    props.update(parse_properties(properties))
-    bootstrap = props.pop("bootstrap.servers", bootstrap)
-    errors = ErrorLog()
-    conf = client_config(
+    producer, errors, bootstrap = open_client(
+        Producer,
         bootstrap,
-        errors,
+        producer_config,
+        properties,
         {
             "acks": acks,
             "compression.type": compression,
@@ -402,10 +423,8 @@ def produce(
             # the Java client's partitioner: the same key lands on the same partition as there
             "partitioner": "murmur2_random",
             "message.timeout.ms": int(timeout * 1000),
-            **props,
         },
     )
-    producer = make_client(Producer, conf)
     tmd = topic_metadata(producer, topic, bootstrap, errors, timeout)
     check_partition(tmd, topic, partition)
 
@@ -619,23 +638,18 @@ def consume(
         )
     start_ts = parse_time(from_time) if from_time else None
     render = render_json if as_json else compile_format(fmt)
-    props = properties_file(consumer_config)
-    props.update(parse_properties(properties))
-    bootstrap = props.pop("bootstrap.servers", bootstrap)
-
-    errors = ErrorLog()
-    conf = client_config(
+    consumer, errors, bootstrap = open_client(
+        Consumer,
         bootstrap,
-        errors,
+        consumer_config,
+        properties,
         {
             "group.id": group or f"fastlog-console-consumer-{os.getpid()}",
             "enable.auto.commit": bool(group),
             "auto.offset.reset": "earliest" if from_beginning else "latest",
             "enable.partition.eof": True,
-            **props,
         },
     )
-    consumer = make_client(Consumer, conf)
     try:
         tmd = topic_metadata(consumer, topic, bootstrap, errors, timeout)
         partitions = check_partition(tmd, topic, partition)

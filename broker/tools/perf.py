@@ -45,15 +45,11 @@ from rich.table import Table
 
 from broker.tools.console import (
     CONTEXT_SETTINGS,
-    ErrorLog,
     ToolError,
     ToolGroup,
     bootstrap_option,
-    client_config,
     kafka_error_text,
-    make_client,
-    parse_properties,
-    properties_file,
+    open_client,
     topic_metadata,
 )
 
@@ -369,14 +365,12 @@ def perf_produce(
     """
     if (record_size is None) == (payload_file is None):
         raise click.UsageError("give exactly one of --record-size and --payload-file")
-    props = properties_file(producer_config)
-    props.update(parse_properties((*producer_props, *more_props), "producer property"))
-    bootstrap = props.pop("bootstrap.servers", bootstrap)
     payloads = _payloads(record_size, payload_file, payload_delimiter)
-    errors = ErrorLog()
-    conf = client_config(
+    producer, errors, bootstrap = open_client(
+        Producer,
         bootstrap,
-        errors,
+        producer_config,
+        (*producer_props, *more_props),
         {
             "acks": acks,
             "compression.type": compression,
@@ -385,10 +379,9 @@ def perf_produce(
             "queue.buffering.max.kbytes": 1_048_576,
             "message.timeout.ms": int(timeout * 1000),
             "client.id": "fastlog-perf-producer",
-            **props,
         },
+        "producer property",
     )
-    producer = make_client(Producer, conf)
     topic_metadata(producer, topic, bootstrap, errors, timeout)
 
     stats = LatencyStats(num_records)
@@ -519,22 +512,19 @@ def perf_consume(
       fastlog perf consume -t bench -m 1000000
       fastlog perf consume -t bench -m 100000 --group perf --json
     """
-    props = properties_file(consumer_config)
-    props.update(parse_properties(consumer_props, "consumer property"))
-    bootstrap = props.pop("bootstrap.servers", bootstrap)
-    errors = ErrorLog()
-    conf = client_config(
+    consumer, errors, bootstrap = open_client(
+        Consumer,
         bootstrap,
-        errors,
+        consumer_config,
+        consumer_props,
         {
             "group.id": group or f"fastlog-perf-consumer-{os.getpid()}",
             "enable.auto.commit": bool(group),
             "auto.offset.reset": "latest" if from_latest else "earliest",
             "client.id": "fastlog-perf-consumer",
-            **props,
         },
+        "consumer property",
     )
-    consumer = make_client(Consumer, conf)
     try:
         tmd = topic_metadata(consumer, topic, bootstrap, errors, timeout)
         if group:
