@@ -24,6 +24,7 @@ from kio.schema.request_header.v2.header import RequestHeader as RequestHeaderV2
 from kio.serial import entity_reader, entity_writer
 
 from broker.request_bounds import bounded_body, skip_tagged_fields
+from broker.request_bounds import encode_uvarint as _uvarint
 
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
@@ -271,15 +272,6 @@ class RawResponse:
             else:
                 out += os.pread(part.fd, part.length, part.position)
         return bytes(out)
-
-
-def _uvarint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def _string(value: str, flexible: bool) -> bytes:

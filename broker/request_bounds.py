@@ -244,14 +244,15 @@ def _tagged_section(
                 kept.append((tag, _splice(buf, pos, value_end, inner_edits)))
         pos = value_end
     if dropped and edits is not None:
-        rebuilt = bytearray(_encode_uvarint(len(kept)))
+        rebuilt = bytearray(encode_uvarint(len(kept)))
         for tag, value in kept:
-            rebuilt += _encode_uvarint(tag) + _encode_uvarint(len(value)) + value
+            rebuilt += encode_uvarint(tag) + encode_uvarint(len(value)) + value
         edits.append((start, pos, bytes(rebuilt)))
     return pos
 
 
-def _encode_uvarint(value: int) -> bytes:
+def encode_uvarint(value: int) -> bytes:
+    """An unsigned varint (also broker/protocol.py's response writers use it)."""
     out = bytearray()
     while value >= 0x80:
         out.append((value & 0x7F) | 0x80)

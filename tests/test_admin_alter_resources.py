@@ -19,14 +19,21 @@ TOPIC, BROKER = 2, 4
 SET = 0
 
 
-def _alter_request(version: int, resources: list[tuple[int, str, dict]], validate_only: bool):
-    m = request_cls("alter_configs", 33, version)
-    return m.AlterConfigsRequest(
+def _request(
+    module: Any, version: int, resources: list[tuple[int, str, dict]], validate_only: bool
+):
+    """An AlterConfigs or IncrementalAlterConfigs (every config a SET) request."""
+    incremental = module is incremental_alter_configs
+    name = "incremental_alter_configs" if incremental else "alter_configs"
+    m = request_cls(name, module.API_KEY, version)
+    op = {"config_operation": i8(SET)} if incremental else {}
+    request = m.IncrementalAlterConfigsRequest if incremental else m.AlterConfigsRequest
+    return request(
         resources=tuple(
             m.AlterConfigsResource(
                 resource_type=i8(t),
                 resource_name=n,
-                configs=tuple(m.AlterableConfig(name=k, value=v) for k, v in cfg.items()),
+                configs=tuple(m.AlterableConfig(name=k, value=v, **op) for k, v in cfg.items()),
             )
             for t, n, cfg in resources
         ),
@@ -34,35 +41,16 @@ def _alter_request(version: int, resources: list[tuple[int, str, dict]], validat
     )
 
 
-def _incremental_request(version: int, resources: list[tuple[int, str, dict]], validate_only: bool):
-    m = request_cls("incremental_alter_configs", 44, version)
-    return m.IncrementalAlterConfigsRequest(
-        resources=tuple(
-            m.AlterConfigsResource(
-                resource_type=i8(t),
-                resource_name=n,
-                configs=tuple(
-                    m.AlterableConfig(name=k, config_operation=i8(SET), value=v)
-                    for k, v in cfg.items()
-                ),
-            )
-            for t, n, cfg in resources
-        ),
-        validate_only=validate_only,
-    )
-
-
-CASES = [(alter_configs, _alter_request, v) for v in range(0, 3)] + [
-    (incremental_alter_configs, _incremental_request, v) for v in range(0, 2)
+CASES = [(alter_configs, v) for v in range(0, 3)] + [
+    (incremental_alter_configs, v) for v in range(0, 2)
 ]
-IDS = [f"{m.__name__.rsplit('.', 1)[1]}-v{v}" for m, _, v in CASES]
+IDS = [f"{m.__name__.rsplit('.', 1)[1]}-v{v}" for m, v in CASES]
 
 
-@pytest.mark.parametrize("module, make, version", CASES, ids=IDS)
+@pytest.mark.parametrize("module, version", CASES, ids=IDS)
 async def test_duplicate_resources_are_refused_and_the_others_applied(
     broker: Any,  # noqa: F811 - the fixture
     module: Any,
-    make: Any,
     version: int,
 ) -> None:
     broker.metadata.create_topic("a", 1, 1, {})
@@ -74,7 +62,7 @@ async def test_duplicate_resources_are_refused_and_the_others_applied(
         (TOPIC, "a", {"retention.ms": "3000"}),
         (TOPIC, "missing", {"retention.ms": "4000"}),
     ]
-    r = await call(broker, module, version, make(version, resources, False))
+    r = await call(broker, module, version, _request(module, version, resources, False))
     got = [(x.resource_type, x.resource_name, x.error_code) for x in r.responses]
     assert got == [
         (TOPIC, "a", ErrorCode.invalid_request),
@@ -90,11 +78,10 @@ async def test_duplicate_resources_are_refused_and_the_others_applied(
     assert broker.metadata.topic_configs("b") == {"retention.ms": "2000"}
 
 
-@pytest.mark.parametrize("module, make, version", CASES, ids=IDS)
+@pytest.mark.parametrize("module, version", CASES, ids=IDS)
 async def test_validate_only_checks_and_changes_nothing(
     broker: Any,  # noqa: F811 - the fixture
     module: Any,
-    make: Any,
     version: int,
 ) -> None:
     broker.metadata.create_topic("a", 1, 1, {"retention.ms": "10"})
@@ -103,7 +90,7 @@ async def test_validate_only_checks_and_changes_nothing(
         (TOPIC, "a2", {"segment.bytes": "1"}),
     ]
     broker.metadata.create_topic("a2", 1, 1, {})
-    r = await call(broker, module, version, make(version, resources, True))
+    r = await call(broker, module, version, _request(module, version, resources, True))
     assert [x.error_code for x in r.responses] == [ErrorCode.none, ErrorCode.invalid_config]
     assert broker.metadata.topic_configs("a") == {"retention.ms": "10"}
     assert broker.metadata.topic_configs("a2") == {}

@@ -26,6 +26,7 @@ from kio.index import load_request_schema
 from kio.serial import entity_writer
 from test_broker_network import RawClient, api_versions_request, request
 from test_broker_produce import fetch_request, produce_request
+from test_hostile_framing import _uvarint as uvarint
 from test_hostile_support import raw_batch, tiny_record
 
 from broker.protocol import (
@@ -36,15 +37,6 @@ from broker.protocol import (
     parse_request_header,
     request_schema,
 )
-
-
-def uvarint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def tag(number: int, value: bytes) -> bytes:

@@ -1,8 +1,9 @@
 """``fastlog produce`` and ``fastlog consume``: the console producer and consumer (kcat-like).
 
 Owns the two console commands and the small client helpers the other client-side tools
-(broker/tools/perf.py) share: the ``--bootstrap-server`` option, the one-line error
-convention (``Error: ...`` on stderr, exit 1 for runtime errors and 2 for usage errors, never a
+(broker/tools/perf.py) share: the ``--bootstrap-server`` option, the client setup from a
+config file and -X properties (``open_client``), the one-line error convention
+(``Error: ...`` on stderr, exit 1 for runtime errors and 2 for usage errors, never a
 traceback) and the metadata probe that tells an unreachable broker from an unknown topic.
 Both commands are built on confluent-kafka (librdkafka); there is no hand-written client here.
 """
