@@ -469,6 +469,8 @@ class ReplicaManager:
         from broker.replica_mover import ReplicaMover
 
         self.mover = ReplicaMover(self)  # AlterReplicaLogDirs
+        # AlterReplicaLogDirs for a replica not created here yet (Kafka's preferred log dir).
+        self.preferred_log_dirs: dict[tuple[str, int], Any] = {}
         self._log_cls: Any = None
         self._warned_no_storage = False
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -517,7 +519,7 @@ class ReplicaManager:
             return None
         log_dir = self._found.get(key)
         if log_dir is None:
-            log_dir = self._place()
+            log_dir = self._place(key)
         if log_dir is None or log_dir.offline:
             return None  # its log dir failed (broker/log_dirs.py): it cannot live here
         path = log_dir.path / partition_dir_name(topic.name, index)
@@ -531,10 +533,14 @@ class ReplicaManager:
         self.replication.partition_opened(partition)
         return partition
 
-    def _place(self) -> Any:
-        """The log dir of a new partition: the one with the fewest partitions (Kafka's)."""
+    def _place(self, key: tuple[str, int]) -> Any:
+        """The log dir of a new partition: the one AlterReplicaLogDirs named for it before it
+        was created here, else the one with the fewest partitions (Kafka's)."""
         from broker.log_dirs import pick_log_dir
 
+        preferred = self.preferred_log_dirs.pop(key, None)
+        if preferred is not None and not preferred.offline:
+            return preferred
         counts: dict[Any, int] = {}
         for p in self.partitions.values():
             counts[p.log_dir] = counts.get(p.log_dir, 0) + 1
@@ -566,19 +572,20 @@ class ReplicaManager:
         )
         self.replication.start()
 
-    def replace_log(self, p: Partition, path: Path, log_dir: Any) -> None:
-        """The partition's log now lives at ``path`` in ``log_dir`` (a finished
-        AlterReplicaLogDirs move, broker/replica_mover.py, on the event loop)."""
-        from fastlog.leader_epoch import LeaderEpochFileCache
+    def open_log(self, path: Path, configs: dict[str, str]) -> Any:
+        return self._log_class()(path, **self.log_kwargs(dict(configs)))
 
-        p.log = self._log_class()(path, **self.log_kwargs(dict(p.configs)))
-        p.path, p.log_dir = path, log_dir
+    def replace_log(self, p: Partition, new_log: Any, log_dir: Any) -> None:
+        """The partition's log is now ``new_log`` in ``log_dir`` (a finished
+        AlterReplicaLogDirs move, broker/replica_mover.py, on the event loop)."""
+        p.log, p.path, p.log_dir = new_log, new_log.dir, log_dir
         self._found[(p.topic, p.index)] = log_dir
         p.producer_state = ProducerStateManager(
-            path, int(self.broker.config.get("producer.id.expiration.ms"))
+            p.path, int(self.broker.config.get("producer.id.expiration.ms"))
         )
         p.load_producer_state()
-        cache = LeaderEpochFileCache(path)  # the copied leader-epoch-checkpoint
+        # The copied leader-epoch-checkpoint (rebuilt from the log if unreadable).
+        cache = self.replication._open_cache(p)
         p.leader_epoch_cache = cache
         if p.replication is not None:
             p.replication.cache = cache
@@ -603,11 +610,12 @@ class ReplicaManager:
     # -- MetadataListener ----------------------------------------------------------------
     def on_topic_created(self, topic: TopicInfo) -> None:
         for index in sorted(topic.partitions):
-            self._open(topic, index)
+            if self.broker.node_id in topic.partitions[index].replicas:  # a replica here
+                self._open(topic, index)
 
     def on_partitions_added(self, topic: TopicInfo, old_count: int) -> None:
         for index in sorted(topic.partitions):
-            if index >= old_count:
+            if index >= old_count and self.broker.node_id in topic.partitions[index].replicas:
                 self._open(topic, index)
 
     def on_topic_deleted(self, topic: TopicInfo) -> None:

@@ -240,14 +240,22 @@ class ReplicaMover:
         final = fut.log_dir.path / Path(p.path).name
         old_path, old_log, old_dir = Path(p.path), cur, p.log_dir
         trash = old_path.with_name(f"{old_path.name}.{uuid.uuid4().hex}{DELETE_SUFFIX}")
+        # Until the old directory is renamed away, any failure leaves the partition where
+        # it was (the future log goes back to its name and the caller drops it).
         os.rename(fut.path, final)
+        try:
+            new_log = self.manager.open_log(final, p.configs)
+        except Exception:
+            os.rename(final, fut.path)
+            raise
         try:
             os.rename(old_path, trash)
         except OSError:
-            os.rename(final, fut.path)  # back to a future log, which the caller drops
+            new_log.close()
+            os.rename(final, fut.path)
             raise
         self.moves.pop((p.topic, p.index), None)
-        self.manager.replace_log(p, final, fut.log_dir)
+        self.manager.replace_log(p, new_log, fut.log_dir)
         log.info("%s: moved from %s to %s", p, old_dir.path, fut.log_dir.path)
         asyncio.get_running_loop().call_later(DELETE_DELAY_S, self._delete_later, old_log, trash)
         return True

@@ -6,8 +6,9 @@ Behavior, per requested partition:
   otherwise; a failed directory (or a partition whose own directory failed) is
   KAFKA_STORAGE_ERROR;
 - an unknown topic or partition is UNKNOWN_TOPIC_OR_PARTITION; a partition of the cluster
-  this broker does not host is REPLICA_NOT_AVAILABLE (no preferred directory is remembered
-  for a replica created later);
+  this broker does not host (yet) is REPLICA_NOT_AVAILABLE, and the directory is remembered:
+  when the replica is created here (a reassignment), it goes there (Kafka's preferred log
+  dir; ``kafka-reassign-partitions.sh`` with log_dirs retries until the replica exists);
 - otherwise NONE at once: the move runs in the background (broker/replica_mover.py),
   DescribeLogDirs shows the copy in its target directory with is_future_key true until the
   partition switches over. Asking for the directory the partition is in cancels a move in
@@ -77,6 +78,7 @@ def alter(broker: Any, path: str, topic: str, index: int) -> ErrorCode:
         return ErrorCode.kafka_storage_error
     p = rm.partitions.get((topic, index))
     if p is None:
+        rm.preferred_log_dirs[(topic, index)] = target
         return ErrorCode.replica_not_available
     if p.offline or p.deleted:
         return ErrorCode.kafka_storage_error if p.offline else ErrorCode.unknown_topic_or_partition

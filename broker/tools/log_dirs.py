@@ -159,6 +159,12 @@ def move(
         admin.close()
     error = result.get(replica)
     name = getattr(error, "__name__", str(error))
+    if name == "ReplicaNotAvailableError":  # remembered for when it is created there
+        click.echo(
+            f"{topic}-{partition} is not on broker {broker} yet: a replica created there "
+            f"later goes to {path}"
+        )
+        return
     if name != "NoError":
         raise ToolError(f"{topic}-{partition} on broker {broker} to {path}: {name}")
     click.echo(f"moving {topic}-{partition} on broker {broker} to {path}")

@@ -284,3 +284,41 @@ def test_moving_replicas_between_log_dirs_under_load(two_dir_cluster: Cluster) -
         }
         assert listed == on_disk, d
         assert {(TOPIC, p) for p, t in target.items() if t == d} <= listed
+
+
+def test_preferred_log_dir_of_a_replica_reassigned_here(two_dir_cluster: Cluster) -> None:
+    """AlterReplicaLogDirs for a replica broker 1 does not host yet answers
+    REPLICA_NOT_AVAILABLE and remembers the directory: the replica a reassignment then creates
+    there goes to it, not to the directory the default placement would pick."""
+    from kafka import TopicPartition as KTopicPartition
+    from kafka import TopicPartitionReplica
+    from kafka.admin import KafkaAdminClient
+
+    c = two_dir_cluster
+    vb = c.brokers[VICTIM]
+    first, second = vb.data_dir, vb.data_dir.parent / "second"
+    admin = AdminClient({"bootstrap.servers": c.bootstrap})
+    admin.create_topics([NewTopic("onto", 3, 2)])["onto"].result(15)
+    wait_until(lambda: len(c.assignment("onto")) == 3, 10, "onto assigned")
+    elsewhere = [p for p, r in c.assignment("onto").items() if VICTIM not in r]
+    assert elsewhere, c.assignment("onto")
+    p = elsewhere[0]
+
+    def count(d: Path) -> int:
+        return sum(1 for x in d.iterdir() if x.is_dir() and x.name.rsplit("-", 1)[-1].isdigit())
+
+    # The default would pick the dir with fewer partitions (the first on a tie): ask for the other.
+    want = second if count(first) <= count(second) else first
+    kp = KafkaAdminClient(bootstrap_servers=c.bootstrap)
+    try:
+        tpr = TopicPartitionReplica("onto", p, VICTIM)
+        result = kp.alter_replica_log_dirs({tpr: str(want)})
+        assert result[tpr].__name__ == "ReplicaNotAvailableError", result
+        replicas = c.assignment("onto")[p]
+        kp.alter_partition_reassignments({KTopicPartition("onto", p): [*replicas, VICTIM]})
+    finally:
+        kp.close()
+    wait_until(lambda: len(c.state("onto", p)["isr"]) == 3, 30, f"onto-{p} ISR of 3")
+    assert (want / f"onto-{p}").is_dir()
+    other = first if want == second else second
+    assert not (other / f"onto-{p}").exists()
