@@ -125,7 +125,7 @@ def test_describe_shows_members_assignment_and_lag(bs: str) -> None:
         assert "cli-g1" not in text
         # An active group's offsets cannot be moved.
         code, text = run(bs, "reset-offsets", "cli-g1", "--topic", "cli-lag", "--to-earliest")
-        assert code == 1 and text.startswith("error: ") and "inactive" in text
+        assert code == 1 and text.startswith("Error: ") and "inactive" in text
     finally:
         c.close()
 
@@ -167,7 +167,7 @@ def test_reset_offsets_and_delete(bs: str) -> None:
 
 def test_errors_are_one_line(bs: str) -> None:
     code, out = run(bs, "describe", "no-such-group")
-    assert code == 1 and out == "error: consumer group 'no-such-group' does not exist\n"
+    assert code == 1 and out == "Error: consumer group 'no-such-group' does not exist\n"
     code, out = run(bs, "reset-offsets", "x", "--topic", "no-such-topic", "--to-latest")
     assert code == 1 and "does not exist" in out and out.count("\n") == 1
     code, out = run(bs, "reset-offsets", "x", "--topic", "t")
@@ -194,5 +194,5 @@ def test_errors_are_one_line(bs: str) -> None:
         timeout=60,
     )
     assert r.returncode == 1
-    assert "Traceback" not in r.stderr and r.stderr.startswith("error: ")
+    assert "Traceback" not in r.stderr and r.stderr.startswith("Error: ")
     assert r.stderr.count("\n") == 1

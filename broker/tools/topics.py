@@ -36,7 +36,7 @@ class ToolError(click.ClickException):
     exit_code = 1
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.format_message()}", err=True)
+        click.echo(f"Error: {self.format_message()}", err=True)
 
 
 class BadUsage(ToolError):
