@@ -518,10 +518,14 @@ def test_alter_replica_log_dirs_moves_a_live_partition(tmp_path: Path) -> None:
                 (errors.append(err) if err else acked.append(msg.value()))
 
             i = 0
-            while not stop.is_set() or i < 30000:
-                p.produce(
-                    "moving", f"r{i:06d}".encode() + b"x" * 150, partition=0, on_delivery=done
-                )
+            while (not stop.is_set() or i < 30000) and i < 1_000_000:
+                try:
+                    p.produce(
+                        "moving", f"r{i:06d}".encode() + b"x" * 150, partition=0, on_delivery=done
+                    )
+                except BufferError:  # librdkafka's queue is full: let deliveries drain
+                    p.poll(0.05)
+                    continue
                 i += 1
                 if i % 1000 == 0:
                     p.poll(0)
