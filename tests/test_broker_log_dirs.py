@@ -592,6 +592,10 @@ def test_alter_replica_log_dirs_moves_a_live_partition(tmp_path: Path) -> None:
                         path="relative/dir",
                         topics=(mod.AlterReplicaLogDirTopic(name="moving", partitions=(1,)),),
                     ),
+                    mod.AlterReplicaLogDir(
+                        path=str(dirs[0]) + "\x00",
+                        topics=(mod.AlterReplicaLogDirTopic(name="nul", partitions=(0,)),),
+                    ),
                 )
                 resp = raw.call(34, version, dirs=req_dirs)
             finally:
@@ -601,7 +605,7 @@ def test_alter_replica_log_dirs_moves_a_live_partition(tmp_path: Path) -> None:
                 for t in resp.results
                 for p in t.partitions
             }
-            assert codes == {("moving", 0): 0, ("moving", 1): 57}, (version, codes)
+            assert codes == {("moving", 0): 0, ("moving", 1): 57, ("nul", 0): 57}, (version, codes)
         # The CLI: moving partition 1 back to the first directory; a bad dir is one line.
         cli = [sys.executable, "-c", "from broker.cli import main; main()", "log-dirs", "move"]
         args = ["-b", b.bootstrap, "--topic", "moving", "--partition", "1", "--broker", "0"]

@@ -135,7 +135,10 @@ def describe(
                 f"{len(d['partitions'])} partition(s){space}"
             )
             for p in d["partitions"]:
-                click.echo(f"    {p['partition']:<40} {p['size']:>14} bytes  lag {p['offsetLag']}")
+                future = "  (future: being moved here)" if p["isFuture"] else ""
+                click.echo(
+                    f"    {p['partition']:<40} {p['size']:>14} bytes  lag {p['offsetLag']}{future}"
+                )
 
 
 @log_dirs.command()
