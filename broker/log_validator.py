@@ -18,9 +18,9 @@ record counts, offset deltas) so that a corrupt batch gets the same error whethe
 re-encoded. Followers never come here: they append the leader's bytes as they are.
 
 Compression levels (``compression.gzip.level``, ``compression.lz4.level``,
-``compression.zstd.level``, KIP-390) are validated in broker/topic_config.py; the core's
-``build_batch`` compresses at Kafka's default levels (gzip 6 = Deflater's -1, lz4 fast = 9,
-zstd 3) and takes no level yet, so other levels are accepted but not applied.
+``compression.zstd.level``, KIP-390) are validated in broker/topic_config.py and applied here
+when a batch is re-encoded (``target_level``); as in Kafka, a batch already in the target
+codec is stored as sent, whatever level the producer used.
 """
 
 from __future__ import annotations
@@ -76,6 +76,20 @@ def target_codec(topic: str, compression_type: str) -> int:
         return PRODUCER
 
 
+LEVEL_KEYS: dict[int, str] = {
+    _core.COMPRESSION_GZIP: "compression.gzip.level",
+    _core.COMPRESSION_LZ4: "compression.lz4.level",
+    _core.COMPRESSION_ZSTD: "compression.zstd.level",
+}
+
+
+def target_level(target: int, config_value: Any) -> int | None:
+    """The compression level for codec ``target`` from the topic's configs (``config_value``:
+    name -> value), or None for codecs without levels (snappy, uncompressed, producer)."""
+    key = LEVEL_KEYS.get(target)
+    return None if key is None else int(config_value(key))
+
+
 def needs_recompression(batches: Sequence[Any], target: int) -> bool:
     """Whether any batch is in another codec than ``target`` (never for PRODUCER)."""
     if target == PRODUCER:
@@ -87,7 +101,12 @@ def needs_recompression(batches: Sequence[Any], target: int) -> bool:
 
 
 def recompress(
-    buf: bytearray, batches: Sequence[Any], target: int, *, max_message_bytes: int
+    buf: bytearray,
+    batches: Sequence[Any],
+    target: int,
+    *,
+    max_message_bytes: int,
+    level: int | None = None,
 ) -> bytearray:
     """The one batch in ``buf`` (described by ``batches``) built again with codec ``target``.
 
@@ -145,7 +164,8 @@ def recompress(
             base_sequence=b.base_sequence,
             is_transactional=b.is_transactional,
             timestamp_type=b.timestamp_type,
+            compression_level=level,
         )
-    except _core.CoreError as exc:
+    except (_core.CoreError, ValueError) as exc:  # ValueError: a level topic_config let by
         raise RecompressionError(INVALID_RECORD, str(exc)) from None
     return bytearray(out)

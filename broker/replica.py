@@ -72,6 +72,7 @@ class AppendLimits:
     timestamp_before_max_ms: int
     timestamp_after_max_ms: int
     target_compression: int  # log_validator codec, or log_validator.PRODUCER (as sent)
+    target_level: int | None = None  # compression.<codec>.level of target_compression
 
 
 def partition_dir_name(topic: str, index: int) -> str:
@@ -173,6 +174,7 @@ class Partition:
     def limits(self) -> AppendLimits:
         """The topic configs the append path enforces, resolved once per config change."""
         if self._limits is None:
+            target = log_validator.target_codec(self.topic, self.config_value("compression.type"))
             before = int(self.config_value("message.timestamp.before.max.ms"))
             difference = int(self.config_value("message.timestamp.difference.max.ms"))
             self._limits = AppendLimits(
@@ -182,9 +184,8 @@ class Partition:
                 min_insync_replicas=int(self.config_value("min.insync.replicas")),
                 timestamp_before_max_ms=min(before, difference),
                 timestamp_after_max_ms=int(self.config_value("message.timestamp.after.max.ms")),
-                target_compression=log_validator.target_codec(
-                    self.topic, self.config_value("compression.type")
-                ),
+                target_compression=target,
+                target_level=log_validator.target_level(target, self.config_value),
             )
         return self._limits
 
@@ -305,7 +306,11 @@ class Partition:
         if target != log_validator.PRODUCER and log_validator.needs_recompression(batches, target):
             try:  # compression.type: Kafka's LogValidator re-encodes on the leader
                 buf = log_validator.recompress(
-                    buf, batches, target, max_message_bytes=limits.max_message_bytes
+                    buf,
+                    batches,
+                    target,
+                    max_message_bytes=limits.max_message_bytes,
+                    level=limits.target_level,
                 )
             except log_validator.RecompressionError as exc:
                 result.error_code, result.error_message = exc.error_code, exc.message

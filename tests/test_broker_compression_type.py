@@ -205,6 +205,31 @@ def test_already_in_target_codec_is_stored_as_sent(broker, client) -> None:
     assert seg[61 : b.size] == sent[61:]  # the producer's zstd frame, untouched
 
 
+@pytest.mark.parametrize(
+    ("codec", "name", "low", "high"),
+    [("gzip", GZIP, "1", "9"), ("zstd", ZSTD, "1", "19"), ("lz4", LZ4, "1", "17")],
+)
+def test_compression_level_is_applied_when_re_encoding(broker, client, codec, name, low, high):
+    # KIP-390: the topic's compression.<codec>.level reaches the codec on the leader
+    values = [b"%06d " % i + b"abcdefgh" * (i % 17) for i in range(2000)]
+    sent = raw_batch(values)
+    sizes = {}
+    for level in (low, high):
+        topic = topic_name(f"{codec}-level-{level}")
+        create(
+            broker.bootstrap,
+            topic,
+            {"compression.type": codec, f"compression.{codec}.level": level},
+        )
+        r = partition_response(client.call(produce_request(9, topic, 0, sent)))
+        assert r.error_code.value == 0
+        (b,) = stored(broker.data_dir, topic)
+        assert b.compression == name
+        sizes[level] = b.size
+        assert [rec[3] for rec in stored_records(broker.data_dir, topic)] == values
+    assert sizes[high] < sizes[low], sizes
+
+
 def test_log_append_time_topic_recompressed(broker, client) -> None:
     topic = topic_name("lat")
     create(
