@@ -79,11 +79,17 @@ def partition_dir_name(topic: str, index: int) -> str:
     return f"{topic}-{index}"
 
 
+NO_TIMESTAMP = -1
+
+
 def _check_timestamps(batch: Any, now_ms: int, limits: AppendLimits) -> str | None:
     """message.timestamp.before/after.max.ms on a CreateTime batch (its first and largest
-    timestamps bound every record's)."""
-    if limits.timestamp_before_max_ms < LONG_MAX and (
-        now_ms - batch.base_timestamp > limits.timestamp_before_max_ms
+    timestamps bound every record's). As in Kafka, a record without a timestamp (-1: magic 0
+    messages up-converted) has nothing to check."""
+    if (
+        limits.timestamp_before_max_ms < LONG_MAX
+        and batch.base_timestamp != NO_TIMESTAMP
+        and now_ms - batch.base_timestamp > limits.timestamp_before_max_ms
     ):
         return (
             f"timestamp {batch.base_timestamp} is more than "

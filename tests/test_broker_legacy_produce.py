@@ -466,6 +466,20 @@ def test_log_append_time_topic(target: BrokerProcess) -> None:
     ]
 
 
+INVALID_TIMESTAMP = 32
+
+
+def test_magic0_records_have_no_timestamp_to_bound(target: BrokerProcess) -> None:
+    """Kafka checks message.timestamp.before/after.max.ms only on records that carry a
+    timestamp: magic 0 records (stored with NO_TIMESTAMP, -1) are accepted; magic 1 ones from
+    2023 are not, on a topic that takes records at most a minute old."""
+    topic = "legacy-no-timestamp"
+    create_topic(target, topic, {"message.timestamp.before.max.ms": "60000"})
+    assert send_one(target, 0, topic, message(0, b"k", b"old client"))[0] == 0
+    assert send_one(target, 2, topic, message(1, b"k", b"stale"))[0] == INVALID_TIMESTAMP
+    assert [(r[1], r[3]) for r in read_back(target, topic)] == [(-1, b"old client")]
+
+
 @pytest.mark.parametrize("target_codec", ["zstd", "uncompressed"])
 def test_topic_compression_type_applies_after_up_conversion(
     target: BrokerProcess, target_codec: str
