@@ -18,6 +18,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def default_sigint() -> None:
+    """preexec_fn for a child that a test interrupts with SIGINT: a suite started in the
+    background by a non-interactive shell (`bash .ci/run &`) ignores SIGINT, children inherit
+    that, and Python then installs no KeyboardInterrupt handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def wait_for_port(port: int, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -48,9 +55,15 @@ class BrokerProcess:
 
     def start(self, timeout: float = 30.0) -> BrokerProcess:
         cmd = [
-            sys.executable, "-m", "broker",
-            "--host", "127.0.0.1", "--port", str(self.port),
-            "--data-dir", str(self.data_dir),
+            sys.executable,
+            "-m",
+            "broker",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.data_dir),
         ]
         for k, v in self.overrides.items():
             cmd += ["--override", f"{k}={v}"]

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 from click.testing import CliRunner
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
-from support import BrokerProcess, free_port
+from support import BrokerProcess, default_sigint, free_port
 
 from broker.cli import cli
 from broker.tools.console import compile_format, parse_time, render_json
@@ -423,6 +423,7 @@ def test_consume_interrupted(broker: BrokerProcess, topic: str) -> None:
         ["fastlog", "consume", topic, "-b", broker.bootstrap, "--from-beginning"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=default_sigint,
     )
     try:
         time.sleep(4)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 from click.testing import CliRunner
 from confluent_kafka import Consumer, TopicPartition
-from support import BrokerProcess, free_port
+from support import BrokerProcess, default_sigint, free_port
 
 from broker.cli import cli
 from broker.tools.perf import LatencyStats, Summary
@@ -367,6 +367,7 @@ def test_interrupt_prints_the_partial_summary(broker: BrokerProcess, kind: str) 
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
     )
     try:
         time.sleep(4)
