@@ -2,7 +2,8 @@
 
 Behavior:
 - ``count`` is the new total number of partitions, as in Kafka; the new partitions get
-  the topic's replication factor and the store's placement.
+  the topic's replication factor, on the brokers the request's assignments give (first
+  replica = preferred leader) or, without assignments, the store's placement.
 - An unknown topic gives UNKNOWN_TOPIC_OR_PARTITION; a count not above the current one
   INVALID_PARTITIONS; an assignment whose length is not the number of new partitions, or
   that names unknown or duplicate brokers or another replica count, INVALID_REPLICA_ASSIGNMENT;
@@ -83,8 +84,13 @@ def _grow(ctx: Any, topic: Any, validate_only: bool) -> None:
         )
     if topic.assignments:
         _check_assignments(ctx, info, count, topic.assignments)
+    manual = (
+        [[int(b) for b in a.broker_ids] for a in topic.assignments] if topic.assignments else None
+    )
     try:
-        store.add_partitions(topic.name, count, validate_only=validate_only)
+        store.add_partitions(
+            topic.name, count, validate_only=validate_only, replica_assignment=manual
+        )
     except Exception as exc:
         if hasattr(exc, "error_code"):
             raise metadata_error(exc) from None

@@ -3,7 +3,9 @@
 Behavior:
 - num_partitions / replication_factor of -1 take the broker's num.partitions /
   default.replication.factor; a manual assignment fixes both (and may not be combined
-  with them: INVALID_REQUEST).
+  with them: INVALID_REQUEST) and places each partition exactly on the brokers given, the
+  first being the preferred leader (INVALID_REPLICA_ASSIGNMENT for partitions not numbered
+  0..n-1, differing replica counts, duplicate or unregistered brokers).
 - A name Kafka's Topic.validate refuses, or one that collides with an existing topic
   ('.' versus '_'), gives INVALID_TOPIC_EXCEPTION; an existing topic TOPIC_ALREADY_EXISTS;
   a replication factor above the live brokers INVALID_REPLICATION_FACTOR; a non-positive
@@ -39,8 +41,9 @@ MAX_VERSION = 5
 log = logging.getLogger(__name__)
 
 
-def _resolve_layout(ctx: Any, topic: Any) -> tuple[int, int]:
-    """(partitions, replication factor) the request asks for, checked against the cluster."""
+def _resolve_layout(ctx: Any, topic: Any) -> tuple[int, int, dict[int, list[int]] | None]:
+    """(partitions, replication factor, manual assignment or None) the request asks for,
+    checked against the cluster."""
     config = ctx.broker.config
     live = {b.node_id for b in ctx.broker.metadata.brokers()} or {ctx.broker.node_id}
     partitions, rf = int(topic.num_partitions), int(topic.replication_factor)
@@ -77,7 +80,8 @@ def _resolve_layout(ctx: Any, topic: Any) -> tuple[int, int]:
                     f"Unknown broker(s) {unknown} in replica assignment of partition "
                     f"{a.partition_index}",
                 )
-        return len(indexes), sizes.pop()
+        manual = {int(a.partition_index): [int(b) for b in a.broker_ids] for a in topic.assignments}
+        return len(indexes), sizes.pop(), manual
     if partitions == -1:
         partitions = int(config.get("num.partitions"))
     if rf == -1:
@@ -98,7 +102,7 @@ def _resolve_layout(ctx: Any, topic: Any) -> tuple[int, int]:
             f"Unable to replicate the partition {rf} time(s): The target replication factor "
             f"of {rf} cannot be reached because only {len(live)} broker(s) are registered.",
         )
-    return partitions, rf
+    return partitions, rf, None
 
 
 def _check_name(ctx: Any, name: str) -> None:
@@ -135,7 +139,7 @@ def _config_entries(types: Responses, ctx: Any, overrides: dict[str, str]) -> tu
 def _create(ctx: Any, topic: Any, validate_only: bool) -> tuple[int, int, dict[str, str]]:
     name = topic.name
     _check_name(ctx, name)
-    partitions, rf = _resolve_layout(ctx, topic)
+    partitions, rf, manual = _resolve_layout(ctx, topic)
     names = [c.name for c in topic.configs]
     dup = duplicates(names)
     if dup:
@@ -148,7 +152,12 @@ def _create(ctx: Any, topic: Any, validate_only: bool) -> tuple[int, int, dict[s
         raise AdminError(ErrorCode.invalid_config, str(exc)) from None
     try:
         ctx.broker.metadata.create_topic(
-            name, partitions, rf, overrides, validate_only=validate_only
+            name,
+            partitions,
+            rf,
+            overrides,
+            validate_only=validate_only,
+            replica_assignment=manual,
         )
     except Exception as exc:
         if hasattr(exc, "error_code"):
@@ -156,10 +165,11 @@ def _create(ctx: Any, topic: Any, validate_only: bool) -> tuple[int, int, dict[s
         raise
     if not validate_only:
         log.info(
-            "created topic %s: %d partition(s), replication factor %d, configs %s (client %s)",
+            "created topic %s: %d partition(s), replication factor %d, %s, configs %s (client %s)",
             name,
             partitions,
             rf,
+            f"replicas {manual}" if manual else "placed by the broker",
             overrides,
             ctx.client_id,
         )

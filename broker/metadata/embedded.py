@@ -14,7 +14,7 @@ import os
 import resource
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from broker.metadata.store import (
     TopicAlreadyExistsError,
     TopicInfo,
     UnknownTopicError,
+    check_replica_assignment,
     validate_topic_name,
 )
 
@@ -179,8 +180,18 @@ class EmbeddedMetadataStore(MetadataStore):
     def topic_by_id(self, topic_id: uuid.UUID) -> TopicInfo | None:
         return self._by_id.get(topic_id)
 
-    def _assign(self, first: int, count: int, replication_factor: int) -> dict[int, PartitionInfo]:
+    def _assign(
+        self,
+        first: int,
+        count: int,
+        replication_factor: int,
+        given: Mapping[int, Sequence[int]] | None = None,
+    ) -> dict[int, PartitionInfo]:
         nodes = [b.node_id for b in self.brokers()] or [self._node_id]
+        if given is not None:
+            # A manual assignment may only name this broker: any other id is unknown here.
+            placed = check_replica_assignment(given, first, count, replication_factor, nodes)
+            return {i: PartitionInfo(i, r, r[0], 0, list(r)) for i, r in placed.items()}
         if replication_factor < 1 or replication_factor > len(nodes):
             raise InvalidReplicationFactorError(
                 f"replication factor {replication_factor} larger than the {len(nodes)} "
@@ -203,6 +214,7 @@ class EmbeddedMetadataStore(MetadataStore):
         *,
         is_internal: bool = False,
         validate_only: bool = False,
+        replica_assignment: Mapping[int, Sequence[int]] | None = None,
     ) -> TopicInfo:
         validate_topic_name(name)
         with self._lock:
@@ -223,7 +235,7 @@ class EmbeddedMetadataStore(MetadataStore):
             info = TopicInfo(
                 name=name,
                 topic_id=uuid.uuid4(),
-                partitions=self._assign(0, partitions, replication_factor),
+                partitions=self._assign(0, partitions, replication_factor, replica_assignment),
                 configs={k: str(v) for k, v in (configs or {}).items() if v is not None},
                 is_internal=is_internal or name.startswith("__"),
             )
@@ -263,7 +275,14 @@ class EmbeddedMetadataStore(MetadataStore):
         self._notify("on_topic_deleted", info)
         return info
 
-    def add_partitions(self, name: str, total: int, *, validate_only: bool = False) -> TopicInfo:
+    def add_partitions(
+        self,
+        name: str,
+        total: int,
+        *,
+        validate_only: bool = False,
+        replica_assignment: Sequence[Sequence[int]] | None = None,
+    ) -> TopicInfo:
         with self._lock:
             info = self._topics.get(name)
             if info is None:
@@ -277,7 +296,12 @@ class EmbeddedMetadataStore(MetadataStore):
                 raise InvalidPartitionsError(f"at most {MAX_PARTITIONS} partitions")
             self._check_open_files(total - old)
             rf = len(next(iter(info.partitions.values())).replicas)
-            added = self._assign(old, total - old, rf)
+            given = (
+                None
+                if replica_assignment is None
+                else {old + k: list(r) for k, r in enumerate(replica_assignment)}
+            )
+            added = self._assign(old, total - old, rf, given)
             if validate_only:
                 return info
             info.partitions.update(added)

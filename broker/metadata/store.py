@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -41,6 +41,10 @@ class InvalidReplicationFactorError(MetadataError):
     error_code = 38  # INVALID_REPLICATION_FACTOR
 
 
+class InvalidReplicaAssignmentError(MetadataError):
+    error_code = 39  # INVALID_REPLICA_ASSIGNMENT
+
+
 class FencedLeaderEpochError(MetadataError):
     """alter_partition_isr by a leader whose epoch is no longer current: stop leading."""
 
@@ -55,6 +59,42 @@ def validate_topic_name(name: str) -> None:
         topic_config.validate_topic_name(name)
     except topic_config.InvalidTopicName as exc:
         raise InvalidTopicError(str(exc)) from None
+
+
+def check_replica_assignment(
+    assignment: Mapping[int, Sequence[int]],
+    first: int,
+    count: int,
+    replication_factor: int,
+    live: Collection[int],
+) -> dict[int, list[int]]:
+    """A manual assignment (CreateTopics/CreatePartitions ``assignments``) checked as Kafka
+    does: partitions first..first+count-1 each exactly once, ``replication_factor`` distinct
+    registered brokers each. The replica lists, in the given (preferred) order; raises
+    InvalidReplicaAssignmentError."""
+    indexes = sorted(int(i) for i in assignment)
+    if indexes != list(range(first, first + count)):
+        raise InvalidReplicaAssignmentError(
+            f"the assignment must name partitions {first}..{first + count - 1} once each, "
+            f"got {indexes}"
+        )
+    out: dict[int, list[int]] = {}
+    for i in indexes:
+        reps = [int(r) for r in assignment[i]]
+        if len(reps) != replication_factor or not reps:
+            raise InvalidReplicaAssignmentError(
+                f"partition {i} has {len(reps)} replica(s), the topic's replication factor "
+                f"is {replication_factor}"
+            )
+        if len(set(reps)) != len(reps):
+            raise InvalidReplicaAssignmentError(f"duplicate brokers in partition {i}: {reps}")
+        unknown = sorted(set(reps) - set(live))
+        if unknown:
+            raise InvalidReplicaAssignmentError(
+                f"unknown broker(s) {unknown} in the assignment of partition {i}"
+            )
+        out[i] = reps
+    return out
 
 
 @dataclass(slots=True)
@@ -149,18 +189,35 @@ class MetadataStore(ABC):
         *,
         is_internal: bool = False,
         validate_only: bool = False,
+        replica_assignment: Mapping[int, Sequence[int]] | None = None,
     ) -> TopicInfo:
         """Create a topic; raises TopicAlreadyExistsError, InvalidTopicError,
-        InvalidPartitionsError, InvalidReplicationFactorError."""
+        InvalidPartitionsError, InvalidReplicationFactorError.
+
+        ``replica_assignment`` (partition -> broker ids, the first being the preferred
+        leader) places the partitions exactly there instead of the store's placement; it
+        must agree with ``partitions`` and ``replication_factor`` and name registered
+        brokers only (check_replica_assignment: InvalidReplicaAssignmentError)."""
 
     @abstractmethod
     def delete_topic(self, name: str) -> TopicInfo:
         """Delete a topic; raises UnknownTopicError. Listeners delete its logs."""
 
     @abstractmethod
-    def add_partitions(self, name: str, total: int, *, validate_only: bool = False) -> TopicInfo:
+    def add_partitions(
+        self,
+        name: str,
+        total: int,
+        *,
+        validate_only: bool = False,
+        replica_assignment: Sequence[Sequence[int]] | None = None,
+    ) -> TopicInfo:
         """Grow a topic to ``total`` partitions (Kafka's CreatePartitions ``count``: the NEW
-        TOTAL, not the number to add). Raises InvalidPartitionsError if total <= current."""
+        TOTAL, not the number to add). Raises InvalidPartitionsError if total <= current.
+
+        ``replica_assignment`` gives the replicas of each new partition in order (one list
+        per partition added, the topic's replication factor each), as in Kafka;
+        InvalidReplicaAssignmentError when it does not fit."""
 
     @abstractmethod
     def topic_configs(self, name: str) -> dict[str, str]:

@@ -37,7 +37,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from kazoo.client import KazooClient, KazooState
@@ -62,6 +62,7 @@ from broker.metadata.store import (
     TopicAlreadyExistsError,
     TopicInfo,
     UnknownTopicError,
+    check_replica_assignment,
     validate_topic_name,
 )
 
@@ -781,6 +782,7 @@ class ZooKeeperMetadataStore(MetadataStore):
         *,
         is_internal: bool = False,
         validate_only: bool = False,
+        replica_assignment: Mapping[int, Sequence[int]] | None = None,
     ) -> TopicInfo:
         validate_topic_name(name)
         self._require_connected()
@@ -795,7 +797,14 @@ class ZooKeeperMetadataStore(MetadataStore):
                 f"number of partitions must be between 1 and {MAX_PARTITIONS}, got {partitions}"
             )
         live = self._bounded(self._live_brokers)
-        assignment = assign_replicas(live, 0, partitions, replication_factor)
+        if replica_assignment is not None:
+            # Checked against the brokers registered now, so the first replica, which the
+            # state znode names leader, is live.
+            assignment = check_replica_assignment(
+                replica_assignment, 0, partitions, replication_factor, {b.node_id for b in live}
+            )
+        else:
+            assignment = assign_replicas(live, 0, partitions, replication_factor)
         cfg = {k: str(v) for k, v in (configs or {}).items() if v is not None}
         info = TopicInfo(
             name=name,
@@ -855,7 +864,14 @@ class ZooKeeperMetadataStore(MetadataStore):
         self._apply_topic_gone(name)
         return info
 
-    def add_partitions(self, name: str, total: int, *, validate_only: bool = False) -> TopicInfo:
+    def add_partitions(
+        self,
+        name: str,
+        total: int,
+        *,
+        validate_only: bool = False,
+        replica_assignment: Sequence[Sequence[int]] | None = None,
+    ) -> TopicInfo:
         info = self._topics.get(name)
         if info is None:
             raise UnknownTopicError(f"topic {name!r} does not exist")
@@ -875,7 +891,12 @@ class ZooKeeperMetadataStore(MetadataStore):
         if total > MAX_PARTITIONS:
             raise InvalidPartitionsError(f"at most {MAX_PARTITIONS} partitions")
         rf = len(next(iter(obj["partitions"].values())))
-        added = assign_replicas(self._bounded(self._live_brokers), old, total - old, rf)
+        live = self._bounded(self._live_brokers)
+        if replica_assignment is not None:
+            given = {old + k: list(reps) for k, reps in enumerate(replica_assignment)}
+            added = check_replica_assignment(given, old, total - old, rf, {b.node_id for b in live})
+        else:
+            added = assign_replicas(live, old, total - old, rf)
         if validate_only:
             return info
         obj["partitions"].update({str(i): r for i, r in added.items()})
