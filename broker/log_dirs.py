@@ -25,6 +25,17 @@ notification, on which the controller treats the broker as dead for leadership a
 In both cases, a later partition state that still names this broker leader or ISR member of
 a partition it cannot serve is left again in the same way.
 
+A directory that cannot be used at start (missing and not creatable, not a directory, an
+I/O error locking it, reading its meta.properties or listing it) is offline from the start,
+as Kafka's LogManager does (KIP-112): the broker starts with the others and logs why. The
+partitions assigned here that are not found in the online directories may be in it: they are
+not created anew elsewhere (Kafka's getOrCreateLog refuses a partition that is not new while
+a log dir is offline) but stay offline, KAFKA_STORAGE_ERROR, until a restart with the
+directory repaired. Only when every directory is unusable does the start fail (Kafka: "none
+of the specified log dirs ... can be created or validated"). Configuration errors still refuse
+the start: directories that disagree, a partition in two of them, a directory named twice or
+locked by another broker.
+
 Unlike Kafka, which halts a broker whose every log dir failed, the broker stays up: it keeps
 its registration, serves its group coordination and metadata, and the directory comes back
 with a restart once space is freed (log recovery drops any torn tail).
@@ -56,6 +67,10 @@ class LogDirError(Exception):
     """The log directories cannot be used as configured: the broker refuses to start."""
 
 
+class LogDirUnusable(LogDirError):
+    """An I/O failure of one directory at start: it goes offline, the others are used."""
+
+
 class LogDir:
     """One entry of ``log.dirs``."""
 
@@ -72,18 +87,28 @@ class LogDir:
         return str(self.path)
 
     def lock(self) -> None:
-        """Create the directory and take its exclusive lock (one broker per directory)."""
+        """Create the directory and take its exclusive lock (one broker per directory).
+        LogDirUnusable on an I/O failure, LogDirError when another broker holds it."""
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise LogDirError(f"log directory {self.path} is not usable: {exc}") from None
+            raise LogDirUnusable(f"log directory {self.path} is not usable: {exc}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except BlockingIOError:
             os.close(fd)
             raise LogDirError(f"data dir {self.path} is in use by another broker process") from None
+        except OSError as exc:
+            os.close(fd)
+            raise LogDirUnusable(f"log directory {self.path} cannot be locked: {exc}") from None
         self._lock_fd = fd
+
+    def fail_at_start(self, reason: str) -> None:
+        """Offline from the start (an I/O failure): the broker starts without it."""
+        self.offline, self.error = True, reason
+        self.unlock()
+        log.error("%s: the log directory is offline, the broker starts without it", reason)
 
     @property
     def locked(self) -> bool:
@@ -133,7 +158,10 @@ def _read_properties(path: Path) -> dict[str, str] | None:
         text = path.read_text()
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        # Kafka: an IOException reading meta.properties takes that log dir offline.
+        raise LogDirUnusable(f"cannot read {path}: {exc}") from None
+    except UnicodeDecodeError as exc:
         raise LogDirError(f"cannot read {path}: {exc}") from None
     props: dict[str, str] = {}
     for line in text.splitlines():
@@ -148,12 +176,19 @@ def _read_properties(path: Path) -> dict[str, str] | None:
 def check_meta_properties(dirs: Sequence[LogDir], cluster_id: str, node_id: int) -> None:
     """Every directory's meta.properties must name the same cluster.id and node.id (Kafka
     reads ``broker.id`` too), and those must be the broker's; directories without one get
-    it written."""
+    it written. A directory whose file cannot be read or written (an I/O error) goes
+    offline instead."""
     seen: dict[str, tuple[str, Path]] = {}
     missing: list[LogDir] = []
     for d in dirs:
+        if d.offline:
+            continue
         path = d.path / META_PROPERTIES
-        props = _read_properties(path)
+        try:
+            props = _read_properties(path)
+        except LogDirUnusable as exc:
+            d.fail_at_start(str(exc))
+            continue
         if props is None:
             missing.append(d)
             continue
@@ -191,7 +226,24 @@ def check_meta_properties(dirs: Sequence[LogDir], cluster_id: str, node_id: int)
                 f"node.id={node_id}\n".encode(),
             )
         except OSError as exc:
-            raise LogDirError(f"cannot write {d.path / META_PROPERTIES}: {exc}") from None
+            d.fail_at_start(f"cannot write {d.path / META_PROPERTIES}: {exc}")
+
+
+def open_log_dirs(dirs: Sequence[LogDir], cluster_id: str, node_id: int) -> None:
+    """Lock every directory and check their meta.properties; one that fails with an I/O
+    error goes offline (logged), LogDirError when none is left or on a configuration error
+    (another broker's lock, directories that disagree)."""
+    for d in dirs:
+        try:
+            d.lock()
+        except LogDirUnusable as exc:
+            d.fail_at_start(str(exc))
+    check_meta_properties(dirs, cluster_id, node_id)
+    if all(d.offline for d in dirs):
+        raise LogDirError(
+            "none of the log directories in log.dirs can be used: "
+            + "; ".join(d.error or str(d.path) for d in dirs)
+        )
 
 
 def take_clean_shutdown_markers(dirs: Sequence[LogDir]) -> bool:
@@ -199,6 +251,8 @@ def take_clean_shutdown_markers(dirs: Sequence[LogDir]) -> bool:
     mean "clean" only until the broker writes again)."""
     clean = True
     for d in dirs:
+        if d.offline:
+            continue  # its partitions are not opened
         marker = d.path / CLEAN_SHUTDOWN_FILE
         if not marker.exists():
             clean = False
@@ -224,10 +278,13 @@ def find_partitions(dirs: Sequence[LogDir]) -> dict[tuple[str, int], LogDir]:
     an error (Kafka refuses to start: "Duplicate log directories found")."""
     found: dict[tuple[str, int], LogDir] = {}
     for d in dirs:
+        if d.offline:
+            continue
         try:
             entries = sorted(os.scandir(d.path), key=lambda e: e.name)
         except OSError as exc:
-            raise LogDirError(f"cannot list log directory {d.path}: {exc}") from None
+            d.fail_at_start(f"cannot list log directory {d.path}: {exc}")
+            continue
         for entry in entries:
             m = _PARTITION_DIR.fullmatch(entry.name)
             if m is None or not entry.is_dir():
@@ -250,10 +307,42 @@ def remove_leftovers(dirs: Sequence[LogDir]) -> None:
     ``-future`` and ``-delete`` directories, broker/replica_mover.py): the move does not
     resume, the partition stays in its current directory."""
     for d in dirs:
-        for entry in os.scandir(d.path):
+        if d.offline:
+            continue
+        try:
+            entries = list(os.scandir(d.path))
+        except OSError as exc:
+            d.fail_at_start(f"cannot list log directory {d.path}: {exc}")
+            continue
+        for entry in entries:
             if entry.is_dir() and entry.name.endswith(("-future", "-delete")):
                 log.info("removing %s (a log dir move that did not finish)", entry.path)
                 shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def mark_unreachable(
+    found: dict[tuple[str, int], LogDir],
+    assigned: Iterable[tuple[str, int]],
+    dirs: Sequence[LogDir],
+) -> int:
+    """At start, with a directory offline: the assigned partitions not found in the online
+    ones may live in it, so they are recorded in ``found`` as living in an offline
+    directory (they stay offline instead of being created empty elsewhere, which would
+    shadow their data and make the next start see them twice). Returns how many."""
+    offline = next((d for d in dirs if d.offline), None)
+    if offline is None:
+        return 0
+    missing = [key for key in assigned if key not in found]
+    for key in missing:
+        found[key] = offline
+    if missing:
+        log.error(
+            "%d partition(s) assigned here are not in the online log dirs and stay offline "
+            "(they may be in %s)",
+            len(missing),
+            ", ".join(str(d.path) for d in dirs if d.offline),
+        )
+    return len(missing)
 
 
 def pick_log_dir(dirs: Sequence[LogDir], counts: Mapping[LogDir, int]) -> LogDir | None:
@@ -341,12 +430,33 @@ def log_dir_failed(manager: Any, exc: BaseException, partition: Any = None) -> N
 
 
 def cannot_serve(manager: Any, topic: str, index: int) -> bool:
-    """This broker cannot host ``topic``-``index``: its log directory failed (or every
-    directory did, so no new partition can open)."""
+    """This broker cannot host ``topic``-``index``: its log directory failed, or was
+    offline from the start (or every directory did, so no new partition can open)."""
     if is_offline(manager):
         return True
     p = manager.partitions.get((topic, index))
-    return p is not None and bool(getattr(p, "offline", False))
+    if p is not None:
+        return bool(getattr(p, "offline", False))
+    d = getattr(manager, "_found", {}).get((topic, index))
+    return d is not None and bool(d.offline)
+
+
+def any_offline(manager: Any) -> bool:
+    return any(d.offline for d in getattr(manager, "log_dirs", None) or ())
+
+
+def started(manager: Any) -> None:
+    """After the start of ``manager`` (a ReplicaManager), in ZooKeeper mode with a
+    directory offline from the start: leave the partitions it cannot serve that name it
+    leader or ISR member, as after a failure at run time."""
+    metadata = manager.broker.metadata
+    if not any_offline(manager) or getattr(metadata, "controller", None) is None:
+        return
+    stay_out = getattr(manager, "_log_dir_stay_out", None)
+    if stay_out is None:
+        stay_out = manager._log_dir_stay_out = _StayOut(manager)
+        metadata.add_listener(stay_out)
+    stay_out.leave()
 
 
 class _StayOut:
@@ -383,6 +493,8 @@ class _StayOut:
             partitions = {
                 key for key, p in self.manager.partitions.items() if getattr(p, "offline", False)
             }
+            # partitions offline since the start (in a directory that was not usable)
+            partitions |= {key for key, d in self.manager._found.items() if d.offline}
         loop = asyncio.get_running_loop()
         fut = loop.run_in_executor(
             None, lambda: controller.controlled_shutdown(self.node_id, partitions=partitions)

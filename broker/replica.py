@@ -560,7 +560,7 @@ class ReplicaManager:
     def start(self, clean_shutdown: bool) -> None:
         """Open every partition assigned here: those found on disk first, in their own log
         dir (raises broker.log_dirs.LogDirError for one found in two), then new ones."""
-        from broker.log_dirs import find_partitions, remove_leftovers
+        from broker.log_dirs import find_partitions, mark_unreachable, remove_leftovers
 
         self.clean_shutdown = clean_shutdown
         remove_leftovers(self.log_dirs)
@@ -571,6 +571,8 @@ class ReplicaManager:
             for index, info in sorted(topic.partitions.items())
             if self.broker.node_id in info.replicas
         ]
+        # Not found while a log dir is offline: maybe in it, so not created anew elsewhere.
+        mark_unreachable(self._found, [(t.name, i) for t, i in assigned], self.log_dirs)
         # Existing logs first, so that the placement of new ones counts them all.
         assigned.sort(key=lambda ti: (ti[0].name, ti[1]) not in self._found)
         for topic, index in assigned:

@@ -90,9 +90,17 @@ class Broker:
                 raise BrokerError(str(exc)) from None
         if kind != "embedded":
             raise BrokerError(f"metadata.store={kind!r} is not available (only 'embedded')")
-        return EmbeddedMetadataStore(
-            self.data_dir, node_id=self.node_id, cluster_id=self.config.get("cluster.id")
-        )
+        try:
+            return EmbeddedMetadataStore(
+                self.data_dir, node_id=self.node_id, cluster_id=self.config.get("cluster.id")
+            )
+        except OSError as exc:
+            # Single-node mode keeps the topics in the first log dir: without it nothing is
+            # known (as a KRaft broker without its metadata.log.dir).
+            raise BrokerError(
+                f"the first log dir {self.data_dir} holds the cluster metadata and cannot be "
+                f"used: {exc}"
+            ) from None
 
     # -- handler helpers ----------------------------------------------------------------
     def api_version_ranges(self) -> list[tuple[int, int, int]]:
@@ -151,9 +159,8 @@ class Broker:
         """Lock every log dir, check their meta.properties, take the clean-shutdown markers
         (broker/log_dirs.py); BrokerError when one cannot be used."""
         try:
-            for d in self.log_dirs:
-                d.lock()
-            log_dirs.check_meta_properties(self.log_dirs, self.cluster_id, self.node_id)
+            # a directory failing with an I/O error goes offline, the others are used
+            log_dirs.open_log_dirs(self.log_dirs, self.cluster_id, self.node_id)
         except LogDirError as exc:
             raise BrokerError(str(exc)) from None
         self.clean_start = log_dirs.take_clean_shutdown_markers(self.log_dirs)
@@ -177,6 +184,7 @@ class Broker:
                 self.config.get("broker.rack"),
             )
         )
+        log_dirs.started(self.replica_manager)
         await self._start_coordinator()
         from broker.reassignment import install as install_reassignment
 

@@ -12,6 +12,8 @@ Behavior:
 - An empty partition carries zero-length records, never null (librdkafka rejects -1).
 - OFFSET_OUT_OF_RANGE below the log start or above the log end; UNKNOWN_TOPIC_OR_PARTITION;
   FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH from current_leader_epoch (v9+).
+- KAFKA_STORAGE_ERROR for a partition whose log dir is offline (failed, or unusable since
+  the start: broker/log_dirs.py); nothing is read from that directory.
 - Fetch sessions (v7+, KIP-227) for consumers: epoch 0 opens a session (full response, a
   new session id), later epochs send only changed partitions and get only partitions with
   records, errors or changed offsets; epoch -1 closes it (sessionless full fetch). An
@@ -35,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from broker.handlers import RequestContext
+from broker.log_dirs import cannot_serve
 from broker.protocol import FetchPartition, encode_fetch_response
 
 API_KEY = 1
@@ -43,6 +46,7 @@ MAX_VERSION = 12
 
 OFFSET_OUT_OF_RANGE = 1
 UNKNOWN_TOPIC_OR_PARTITION = 3
+KAFKA_STORAGE_ERROR = 56
 TOPIC_AUTHORIZATION_FAILED = 29
 FETCH_SESSION_ID_NOT_FOUND = 70
 FENCED_LEADER_EPOCH = 74
@@ -76,8 +80,11 @@ def _read(
         parts = []
         for rp in requested:
             p = rm.get_partition(topic_name, rp.partition)
-            if p is None:
-                parts.append(FetchPartition(rp.partition, UNKNOWN_TOPIC_OR_PARTITION, records=b""))
+            if p is None or p.offline:
+                code = UNKNOWN_TOPIC_OR_PARTITION
+                if p is not None or cannot_serve(rm, topic_name, rp.partition):
+                    code = KAFKA_STORAGE_ERROR  # its log dir is offline
+                parts.append(FetchPartition(rp.partition, code, records=b""))
                 error = True
                 continue
             touched.append(p)

@@ -14,6 +14,10 @@ Behavior:
 - Brokers are the registered (live) ones; controller_id (v1+) and cluster_id (v2+) from the
   store. Replicas on unregistered brokers are offline_replicas (v5+); a partition without a
   leader (-1) carries LEADER_NOT_AVAILABLE.
+- A replica of this broker whose log dir is offline (failed, or unusable since the start:
+  broker/log_dirs.py) is in offline_replicas too, and when this broker is its leader (no
+  other live replica leads it, as on a single node) the partition carries
+  KAFKA_STORAGE_ERROR, as Kafka answers once the controller knows the replica offline.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from kio.static.primitive import i32
 
 from broker.handlers import RequestContext
 from broker.handlers.describe_cluster import _CLUSTER_OPERATIONS
+from broker.log_dirs import any_offline, cannot_serve
 from broker.metadata import InvalidTopicError, MetadataError, TopicInfo
 from broker.protocol import error_code, make, nested, response_schema
 
@@ -35,6 +40,7 @@ MAX_VERSION = 12
 
 UNKNOWN_TOPIC_OR_PARTITION = 3
 LEADER_NOT_AVAILABLE = 5
+KAFKA_STORAGE_ERROR = 56
 INVALID_TOPIC_EXCEPTION = 17
 UNKNOWN_TOPIC_ID = 100
 _ZERO = datetime.timedelta(0)
@@ -50,32 +56,47 @@ def _ops(codes: tuple[int, ...]) -> i32:
 
 
 def _topic_entry(
-    cls: type, topic: TopicInfo, live: set[int] | None = None, ops: i32 = _OMITTED
+    cls: type,
+    topic: TopicInfo,
+    live: set[int] | None = None,
+    ops: i32 = _OMITTED,
+    local: tuple[Any, int] | None = None,
 ) -> Any:
+    """``local``: (ReplicaManager, node id) when one of this broker's log dirs is offline."""
     part_cls = nested(cls, "MetadataResponsePartition")
     topic_cls = nested(cls, "MetadataResponseTopic")
-    # Cluster mode: replicas on brokers that are not registered are offline; a partition
-    # without a leader is LEADER_NOT_AVAILABLE (clients retry).
-    partitions = tuple(
-        make(
-            part_cls,
-            error_code=error_code(LEADER_NOT_AVAILABLE if p.leader < 0 else 0),
-            partition_index=p.index,
-            leader_id=p.leader,
-            leader_epoch=p.leader_epoch,
-            replica_nodes=tuple(p.replicas),
-            isr_nodes=tuple(p.isr),
-            offline_replicas=tuple(r for r in p.replicas if live is not None and r not in live),
+    partitions = []
+    for p in sorted(topic.partitions.values(), key=lambda p: p.index):
+        # Cluster mode: replicas on brokers that are not registered are offline; a partition
+        # without a leader is LEADER_NOT_AVAILABLE (clients retry).
+        offline = [r for r in p.replicas if live is not None and r not in live]
+        code = LEADER_NOT_AVAILABLE if p.leader < 0 else 0
+        if local is not None:
+            rm, node = local
+            if node in p.replicas and cannot_serve(rm, topic.name, p.index):
+                if node not in offline:
+                    offline.append(node)
+                if p.leader == node:
+                    code = KAFKA_STORAGE_ERROR  # retriable: clients refresh and retry
+        partitions.append(
+            make(
+                part_cls,
+                error_code=error_code(code),
+                partition_index=p.index,
+                leader_id=p.leader,
+                leader_epoch=p.leader_epoch,
+                replica_nodes=tuple(p.replicas),
+                isr_nodes=tuple(p.isr),
+                offline_replicas=tuple(offline),
+            )
         )
-        for p in sorted(topic.partitions.values(), key=lambda p: p.index)
-    )
     return make(
         topic_cls,
         error_code=error_code(0),
         name=topic.name,
         topic_id=topic.topic_id,
         is_internal=topic.is_internal,
-        partitions=partitions,
+        partitions=tuple(partitions),
         topic_authorized_operations=ops,
     )
 
@@ -99,13 +120,15 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     requested = request.topics
     live_brokers = store.brokers()
     live = {b.node_id for b in live_brokers}
+    rm = getattr(broker, "replica_manager", None)
+    local = (rm, broker.node_id) if rm is not None and any_offline(rm) else None
     topic_ops = (
         _ops(_TOPIC_OPERATIONS)
         if getattr(request, "include_topic_authorized_operations", False)
         else _OMITTED
     )
     if requested is None or (ctx.api_version == 0 and not requested):
-        topics = [_topic_entry(cls, t, live, topic_ops) for t in store.topics()]
+        topics = [_topic_entry(cls, t, live, topic_ops, local) for t in store.topics()]
     else:
         topics = []
         for req_topic in requested:
@@ -114,7 +137,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             if name is None:
                 info = store.topic_by_id(topic_id) if topic_id not in (None, _NIL) else None
                 topics.append(
-                    _topic_entry(cls, info, live, topic_ops)
+                    _topic_entry(cls, info, live, topic_ops, local)
                     if info is not None
                     else _error_entry(cls, None, UNKNOWN_TOPIC_ID, topic_id)
                 )
@@ -132,7 +155,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             if info is None:
                 topics.append(_error_entry(cls, name, UNKNOWN_TOPIC_OR_PARTITION))
             else:
-                topics.append(_topic_entry(cls, info, live, topic_ops))
+                topics.append(_topic_entry(cls, info, live, topic_ops, local))
     broker_cls = nested(cls, "MetadataResponseBroker")
     brokers = tuple(
         make(broker_cls, node_id=b.node_id, host=b.host, port=b.port, rack=b.rack)

@@ -51,6 +51,7 @@ _produce_legacy.register()  # Produce v0-v2 schemas (kio starts at v3)
 LEGACY_MAX_UNCOMPRESSED = 16 * 1024 * 1024
 
 UNKNOWN_TOPIC_OR_PARTITION = 3
+KAFKA_STORAGE_ERROR = 56
 INVALID_TOPIC_EXCEPTION = 17
 INVALID_REQUIRED_ACKS = 21
 INVALID_TXN_STATE = 48
@@ -100,7 +101,8 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             if partition is not None and ctx.api_version < 3:
                 records, refused = _up_convert(partition, records)
             if partition is None:
-                result = AppendResult(error_code=UNKNOWN_TOPIC_OR_PARTITION)
+                # a replica here whose log dir is offline since the start: KAFKA_STORAGE_ERROR
+                result = AppendResult(error_code=_missing(rm, name, pdata.index))
             elif refused is not None:
                 result = refused
             elif code := _refused(ctx, request, records or b""):
@@ -217,6 +219,12 @@ def _attributes(records: bytes) -> list[int]:
         out.append(int.from_bytes(records[pos + 21 : pos + 23], "big"))
         pos += 12 + length
     return out
+
+
+def _missing(rm: Any, topic: str, index: int) -> int:
+    from broker.log_dirs import cannot_serve
+
+    return KAFKA_STORAGE_ERROR if cannot_serve(rm, topic, index) else UNKNOWN_TOPIC_OR_PARTITION
 
 
 def _refused(ctx: RequestContext, request: Any, records: bytes) -> int:
