@@ -10,6 +10,7 @@ offline ones. Writes with acks=all keep succeeding on every partition. With the 
 back and another restart, broker 1 is in every ISR again.
 """
 
+# ruff: noqa: F811 - the two_dir_cluster fixture is imported, then used as a parameter
 from __future__ import annotations
 
 import time
@@ -39,7 +40,7 @@ def _produce_all(bootstrap: str, tag: str) -> None:
     assert errors == [None] * PARTITIONS, errors
 
 
-def test_restart_with_an_unusable_log_dir(two_dir_cluster: Cluster, tmp_path: Path) -> None:  # noqa: F811
+def test_restart_with_an_unusable_log_dir(two_dir_cluster: Cluster, tmp_path: Path) -> None:
     c = two_dir_cluster
     vb = c.brokers[VICTIM]
     second = tmp_path / "broker-1" / "second"
@@ -90,3 +91,63 @@ def test_restart_with_an_unusable_log_dir(two_dir_cluster: Cluster, tmp_path: Pa
     for p in range(PARTITIONS):
         wait_until(lambda p=p: len(c.state(TOPIC, p)["isr"]) == 3, 30, f"{TOPIC}-{p} ISR of 3")
     _produce_all(c.bootstrap, "after")
+
+
+def test_killed_leader_restarts_with_an_unusable_log_dir(
+    two_dir_cluster: Cluster, tmp_path: Path
+) -> None:
+    """Broker 1, leader of every partition, is killed (no controlled shutdown) and restarted
+    at once without its second directory: the partitions of that directory end with another
+    leader and an ISR without broker 1 (the controller handles the bounce; the broker would
+    also leave them itself, broker/log_dirs.py started()), the others get broker 1 back in
+    their ISRs, and acks=all writes succeed on every partition."""
+    import signal
+
+    c = two_dir_cluster
+    vb = c.brokers[VICTIM]
+    second = tmp_path / "broker-1" / "second"
+    admin = AdminClient({"bootstrap.servers": c.bootstrap})
+    admin.create_topics([NewTopic(TOPIC, PARTITIONS, 3)])[TOPIC].result(15)
+    from kafka import TopicPartition as KTopicPartition
+    from kafka.admin import KafkaAdminClient
+
+    kp = KafkaAdminClient(bootstrap_servers=c.bootstrap)
+    try:
+        kp.alter_partition_reassignments(
+            {KTopicPartition(TOPIC, p): [VICTIM, 2, 3] for p in range(PARTITIONS)}
+        )
+    finally:
+        kp.close()
+    wait_until(lambda: all(r[0] == VICTIM for r in c.assignment(TOPIC).values()), 20, "reorder")
+    for p in range(PARTITIONS):
+        wait_until(lambda p=p: len(c.state(TOPIC, p)["isr"]) == 3, 20, f"{TOPIC}-{p} ISR of 3")
+    tps = [TopicPartition(TOPIC, p) for p in range(PARTITIONS)]
+    admin.elect_leaders(ElectionType.PREFERRED, tps).result(15)
+    wait_until(
+        lambda: all(c.state(TOPIC, p)["leader"] == VICTIM for p in range(PARTITIONS)),
+        20,
+        f"broker {VICTIM} leads every partition",
+    )
+    _produce_all(c.bootstrap, "before")
+    gone = {int(d.name.rsplit("-", 1)[1]) for d in second.glob(f"{TOPIC}-*")}
+    kept = set(range(PARTITIONS)) - gone
+    assert gone and kept, (gone, kept)
+
+    vb.stop(signal.SIGKILL)
+    second.rename(tmp_path / "second.away")
+    second.write_text("the disk is gone")
+    c.start_broker(VICTIM)
+
+    def left() -> bool:
+        for p in gone:
+            st = c.state(TOPIC, p)
+            if st["leader"] in (VICTIM, -1) or VICTIM in st["isr"]:
+                return False
+        return True
+
+    wait_until(left, 30, f"the partitions of the unusable directory off broker {VICTIM}")
+    for p in kept:
+        wait_until(lambda p=p: len(c.state(TOPIC, p)["isr"]) == 3, 30, f"{TOPIC}-{p} ISR of 3")
+    _produce_all(c.bootstrap, "during")
+    assert left()
+    assert vb.proc.poll() is None
