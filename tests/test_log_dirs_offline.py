@@ -25,6 +25,7 @@ import pytest
 from confluent_kafka import KafkaError
 from confluent_kafka.admin import AdminClient, NewTopic
 from support import free_port
+from test_broker_fetch import list_offsets_request
 from test_broker_log_dirs import (
     consume,
     describe_raw,
@@ -75,6 +76,15 @@ def fetch_code(bootstrap: str, topic: str, partition: int) -> int:
     return int(resp.responses[0].partitions[0].error_code.value)
 
 
+def list_offsets_code(bootstrap: str, topic: str, partition: int) -> int:
+    c = RawClient(bootstrap)
+    try:
+        (t,) = c.call(list_offsets_request(7, topic, -1, partition)).topics
+    finally:
+        c.sock.close()
+    return int(t.partitions[0].error_code.value)
+
+
 def client_metadata(bootstrap: str, topic: str) -> dict[int, Any]:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     md = admin.list_topics(topic, timeout=10)
@@ -93,8 +103,10 @@ def check_offline_partition(bootstrap: str, topic: str, offline: int, online: li
     assert seen[offline].error.code() == KafkaError.KAFKA_STORAGE_ERROR
     assert all(seen[i].error is None for i in online)
     assert fetch_code(bootstrap, topic, offline) == STORAGE_ERROR
+    assert list_offsets_code(bootstrap, topic, offline) == STORAGE_ERROR
     for i in online:
         assert fetch_code(bootstrap, topic, i) == 0
+        assert list_offsets_code(bootstrap, topic, i) == 0
     errs = produce(bootstrap, topic, {offline: [b"refused"] * 2})
     assert all(e is not None and e.code() == KafkaError.KAFKA_STORAGE_ERROR for e in errs), errs
 

@@ -158,7 +158,7 @@ def test_cli_errors_are_one_line() -> None:
         (
             ["list-reassignments", "-b", f"127.0.0.1:{port}", "--timeout", "1"],
             1,
-            "error:",
+            "Error:",
         ),
     ]
     for args, code, text in cases:
