@@ -1,21 +1,67 @@
-"""Test support: start and stop real broker processes on free loopback ports."""
+"""Test support: start and stop real broker processes on free loopback ports; small tmpfs
+mounts and a disk filler for disk-full tests."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pytest
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str = "8m") -> Iterator[Path]:
+    """A small tmpfs mounted at ``path`` (created) for disk-full tests; skips the test when
+    not root or when mounting is not permitted, and unmounts (lazily if busy) afterwards."""
+    if os.geteuid() != 0:
+        pytest.skip("a tmpfs mount needs root")
+    path.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    if r.returncode != 0:
+        pytest.skip(f"mount -t tmpfs not permitted here: {r.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        if subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def fill_disk(path: Path) -> Path:
+    """Write zeros into ``path``/ballast.fill until the file system is full (ENOSPC), in
+    shrinking chunks so that not even 512 bytes are left; returns the ballast file."""
+    ballast = path / "ballast.fill"
+    fd = os.open(ballast, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        for chunk in (1 << 20, 1 << 16, 4096, 512):
+            while True:
+                try:
+                    os.write(fd, b"\0" * chunk)
+                except OSError as exc:
+                    if exc.errno != errno.ENOSPC:
+                        raise
+                    break
+    finally:
+        os.close(fd)
+    return ballast
 
 
 def default_sigint() -> None:

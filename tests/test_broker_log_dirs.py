@@ -11,7 +11,6 @@ raw kio requests of every version), as does ``fastlog log-dirs describe``.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import shutil
@@ -27,7 +26,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
-from support import BrokerProcess, free_port
+from support import BrokerProcess, fill_disk, free_port, tmpfs
 
 from broker.config import BrokerConfig
 from broker.log_dirs import LogDir, LogDirError, configured_paths, pick_log_dir
@@ -391,37 +390,11 @@ def test_describe_log_dirs_sizes(tmp_path: Path) -> None:
 # -- a failed directory ---------------------------------------------------------------------
 @pytest.fixture
 def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("a tmpfs mount needs root")
-    path = tmp_path / "small"
-    path.mkdir()
-    r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(path)],
-        capture_output=True,
-        text=True,
-    )
-    if r.returncode != 0:
-        pytest.skip(f"mount -t tmpfs not permitted here: {r.stderr.strip()}")
-    yield path
-    if subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
-        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+    with tmpfs(tmp_path / "small") as path:
+        yield path
 
 
-def fill(path: Path) -> Path:
-    ballast = path / "ballast.fill"
-    fd = os.open(ballast, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    try:
-        for chunk in (1 << 20, 1 << 16, 4096, 512):
-            while True:
-                try:
-                    os.write(fd, b"\0" * chunk)
-                except OSError as exc:
-                    if exc.errno != errno.ENOSPC:
-                        raise
-                    break
-    finally:
-        os.close(fd)
-    return ballast
+fill = fill_disk
 
 
 def test_failed_dir_takes_only_its_partitions_offline(tmp_path: Path, small_tmpfs: Path) -> None:

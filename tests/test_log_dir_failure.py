@@ -11,17 +11,14 @@ lost and nothing refused present.
 
 from __future__ import annotations
 
-import errno
-import os
 import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
-from support import BrokerProcess, free_port
+from support import BrokerProcess, fill_disk, free_port, tmpfs
 from test_broker_network import RawClient
 from test_broker_produce import fetch_request
 
@@ -32,37 +29,8 @@ TOPIC = "full"
 
 @pytest.fixture
 def tmpfs_dir(tmp_path: Path) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("a tmpfs mount needs root")
-    path = tmp_path / "data"
-    path.mkdir()
-    r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(path)],
-        capture_output=True,
-        text=True,
-    )
-    if r.returncode != 0:
-        pytest.skip(f"mount -t tmpfs not permitted here: {r.stderr.strip()}")
-    yield path
-    if subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
-        subprocess.run(["umount", "-l", str(path)], capture_output=True)
-
-
-def _fill(path: Path) -> Path:
-    ballast = path / "ballast.fill"
-    fd = os.open(ballast, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    try:
-        for chunk in (1 << 20, 1 << 16, 4096, 512):
-            while True:
-                try:
-                    os.write(fd, b"\0" * chunk)
-                except OSError as exc:
-                    if exc.errno != errno.ENOSPC:
-                        raise
-                    break
-    finally:
-        os.close(fd)
-    return ballast
+    with tmpfs(tmp_path / "data") as path:
+        yield path
 
 
 def _produce(bootstrap: str, values: list[bytes]) -> list[KafkaError | None]:
@@ -118,7 +86,7 @@ def test_full_log_dir_refuses_writes_and_stays_up(tmpfs_dir: Path) -> None:
         first = [f"before-{i}".encode() for i in range(20)]
         assert _produce(b.bootstrap, first) == [None] * len(first)
 
-        ballast = _fill(tmpfs_dir)
+        ballast = fill_disk(tmpfs_dir)
         acked = list(first)
         refused: list[bytes] = []
         # Values of 3000 bytes cross a page within a few records; the append needing a new
