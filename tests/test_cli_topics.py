@@ -164,3 +164,32 @@ def test_help_has_examples(sub: str) -> None:
     out = run(sub, "--help").stdout
     assert "Examples:" in out and f"fastlog topics {sub}" in out
     assert "--bootstrap-server" in out and "localhost:9092" in out
+
+
+def test_replica_assignment_on_create_and_add_partitions(broker) -> None:
+    # a single broker is node 0: every replica list can only name it
+    b = broker.bootstrap
+    out = run("create", "cli-placed", "--replica-assignment", "0,0", bootstrap=b)
+    assert "Created topic cli-placed" in out.stdout
+    described = json.loads(run("describe", "cli-placed", "--json", bootstrap=b).stdout)
+    (topic,) = described if isinstance(described, list) else [described]
+    assert [p["replicas"] for p in topic["partitions"]] == [[0], [0]]
+    run("add-partitions", "cli-placed", "3", "--replica-assignment", "0,0,0", bootstrap=b)
+    described = json.loads(run("describe", "cli-placed", "--json", bootstrap=b).stdout)
+    (topic,) = described if isinstance(described, list) else [described]
+    assert len(topic["partitions"]) == 3
+    # refused by the broker (INVALID_REPLICA_ASSIGNMENT: broker 7 does not exist) ...
+    one_line_error(
+        run("create", "cli-misplaced", "--replica-assignment", "7", bootstrap=b, check=False),
+        "cli-misplaced",
+    )
+    # ... and by the tool before anything is sent
+    for args in (["--replica-assignment", "0,x"], ["--replica-assignment", "0", "-p", "1"]):
+        proc = run("create", "cli-bad", *args, bootstrap=b, check=False)
+        assert proc.returncode == 2
+        one_line_error(proc, "--replica-assignment")
+    proc = run(
+        "add-partitions", "cli-placed", "5", "--replica-assignment", "0,0", bootstrap=b, check=False
+    )
+    assert proc.returncode == 2
+    one_line_error(proc, "N is 5")

@@ -189,6 +189,18 @@ def common(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def _parse_assignment(text: str) -> list[list[int]]:
+    """Kafka's --replica-assignment: "1:2,2:3" -> [[1, 2], [2, 3]]."""
+    try:
+        out = [[int(b) for b in part.split(":")] for part in text.split(",")]
+    except ValueError:
+        raise BadUsage(
+            f"--replica-assignment {text!r}: broker ids separated by ':' within a partition "
+            "and ',' between partitions, e.g. 1:2,2:3"
+        ) from None
+    return out
+
+
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 def topics() -> None:
     """Create, list, describe, alter and delete topics.
@@ -228,6 +240,13 @@ def topics() -> None:
     metavar="KEY=VALUE",
     help="Topic config override, e.g. retention.ms=3600000 (repeatable).",
 )
+@click.option(
+    "--replica-assignment",
+    metavar="B1:B2,B3:B4,...",
+    default=None,
+    help="The brokers of each partition, first = preferred leader: partitions separated by "
+    "commas, replicas by colons (instead of --partitions/--replication-factor).",
+)
 @click.option("--if-not-exists", is_flag=True, help="Succeed quietly if the topic exists.")
 @click.option("--validate-only", is_flag=True, help="Check everything, create nothing.")
 @common
@@ -236,6 +255,7 @@ def create(
     partitions: int | None,
     replication_factor: int | None,
     configs: tuple[str, ...],
+    replica_assignment: str | None,
     if_not_exists: bool,
     validate_only: bool,
     bootstrap_server: str,
@@ -248,19 +268,29 @@ def create(
       fastlog topics create events
       fastlog topics create events -p 12 -r 1 -c retention.ms=3600000 -c segment.bytes=104857600
       fastlog topics create compacted -c cleanup.policy=compact --if-not-exists
+      fastlog topics create placed --replica-assignment 1:2,2:3,3:1
     """
     from confluent_kafka.admin import NewTopic
 
     config = _parse_configs(configs)
+    assignment = _parse_assignment(replica_assignment) if replica_assignment else None
+    if assignment is not None and (partitions is not None or replication_factor is not None):
+        raise BadUsage("--replica-assignment cannot be used with --partitions/--replication-factor")
     admin = Admin(bootstrap_server, timeout)
     if if_not_exists and topic in admin.metadata.topics:
         return
-    new = NewTopic(
-        topic,
-        num_partitions=-1 if partitions is None else partitions,
-        replication_factor=-1 if replication_factor is None else replication_factor,
-        config=config,
-    )
+    if assignment is not None:
+        # confluent-kafka wants the count beside the assignment; it sends -1 for both counts
+        new = NewTopic(
+            topic, num_partitions=len(assignment), replica_assignment=assignment, config=config
+        )
+    else:
+        new = NewTopic(
+            topic,
+            num_partitions=-1 if partitions is None else partitions,
+            replication_factor=-1 if replication_factor is None else replication_factor,
+            config=config,
+        )
     futures = admin.client.create_topics(
         [new], validate_only=validate_only, operation_timeout=timeout, request_timeout=timeout
     )
@@ -546,10 +576,22 @@ def alter(
 @topics.command(name="add-partitions")
 @click.argument("topic")
 @click.argument("total", type=click.IntRange(min=1), metavar="N")
+@click.option(
+    "--replica-assignment",
+    metavar="B1:B2,B3:B4,...",
+    default=None,
+    help="The brokers of every partition, as for create (Kafka's tool takes the whole list "
+    "and uses the entries of the new partitions).",
+)
 @click.option("--validate-only", is_flag=True, help="Check the change, apply nothing.")
 @common
 def add_partitions(
-    topic: str, total: int, validate_only: bool, bootstrap_server: str, timeout: float
+    topic: str,
+    total: int,
+    replica_assignment: str | None,
+    validate_only: bool,
+    bootstrap_server: str,
+    timeout: float,
 ) -> None:
     """Grow TOPIC to N partitions in total (Kafka's --alter --partitions N).
 
@@ -558,9 +600,11 @@ def add_partitions(
     \b
     Examples:
       fastlog topics add-partitions orders 12
+      fastlog topics add-partitions orders 3 --replica-assignment 1:2,2:3,3:1
     """
     from confluent_kafka.admin import NewPartitions
 
+    assignment = _parse_assignment(replica_assignment) if replica_assignment else None
     admin = Admin(bootstrap_server, timeout)
     current = len(admin.topic(topic).partitions)
     if total <= current:
@@ -568,10 +612,15 @@ def add_partitions(
             f"topic {topic!r} has {current} partition(s); N is the new total and must be "
             f"larger than {current}"
         )
+    new = NewPartitions(topic, total)
+    if assignment is not None:
+        if len(assignment) != total:
+            raise BadUsage(
+                f"--replica-assignment lists {len(assignment)} partition(s), N is {total}"
+            )
+        new = NewPartitions(topic, total, replica_assignment=assignment[current:])
     admin.wait(
-        admin.client.create_partitions(
-            [NewPartitions(topic, total)], validate_only=validate_only, request_timeout=timeout
-        ),
+        admin.client.create_partitions([new], validate_only=validate_only, request_timeout=timeout),
         lambda t: f"cannot add partitions to {t!r}",
     )
     verb = "Validated growing" if validate_only else "Grew"
