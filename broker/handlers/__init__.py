@@ -57,6 +57,8 @@ def discover(strict: bool = False) -> dict[int, ModuleType]:
         if key is None:
             continue
         if key in handlers:
-            raise RuntimeError(f"API key {key} handled twice: {handlers[key].__name__}, {module.__name__}")
+            raise RuntimeError(
+                f"API key {key} handled twice: {handlers[key].__name__}, {module.__name__}"
+            )
         handlers[key] = module
     return handlers
