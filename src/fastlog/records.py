@@ -1,9 +1,9 @@
 """Value types of the storage API: Record, AppendInfo, FetchSlice; embedded input normalisation.
 
-``Record`` (the core's type) is what ``Log.read`` yields. ``AppendInfo`` and ``FetchSlice`` are what the broker
-gets from ``Log.append_batches`` and ``Log.read_slice``. ``to_core_records`` turns the
-embedded API's loose input (bytes, (key, value) tuples ...) into the 4-tuples
-``_core.build_batch`` encodes, with a clear error for anything else.
+``Record`` (the core's type) is what ``Log.read`` yields. ``AppendInfo`` and ``FetchSlice``
+are what the broker gets from ``Log.append_batches`` and ``Log.read_slice``.
+``to_core_records`` turns the embedded API's loose input (bytes, (key, value) tuples ...) into
+the 4-tuples ``_core.build_batch`` encodes, with a clear error for anything else.
 """
 
 from __future__ import annotations
