@@ -58,6 +58,9 @@ log = logging.getLogger(__name__)
 LOCK_FILE = ".lock"
 META_PROPERTIES = "meta.properties"
 CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
+# Kafka error codes this module answers with
+UNKNOWN_TOPIC_OR_PARTITION = 3
+KAFKA_STORAGE_ERROR = 56
 # Kafka names a partition's directory <topic>-<partition>; topic names are [a-zA-Z0-9._-]+.
 # Kafka's other directories (``...-delete``, ``...-future``, ``...-stray``) never match.
 _PARTITION_DIR = re.compile(r"([a-zA-Z0-9._-]+)-([0-9]+)")
@@ -439,6 +442,16 @@ def cannot_serve(manager: Any, topic: str, index: int) -> bool:
         return bool(getattr(p, "offline", False))
     d = getattr(manager, "_found", {}).get((topic, index))
     return d is not None and bool(d.offline)
+
+
+def unavailable_error(manager: Any, topic: str, index: int, partition: Any = None) -> int:
+    """The error code for a partition that is not here to serve (``partition`` None) or is
+    offline: KAFKA_STORAGE_ERROR (56) when its log dir is offline, else
+    UNKNOWN_TOPIC_OR_PARTITION (3). One answer for Produce, Fetch and ListOffsets."""
+    offline = partition is not None and bool(getattr(partition, "offline", False))
+    if offline or cannot_serve(manager, topic, index):
+        return KAFKA_STORAGE_ERROR
+    return UNKNOWN_TOPIC_OR_PARTITION
 
 
 def any_offline(manager: Any) -> bool:

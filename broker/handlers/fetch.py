@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from broker.handlers import RequestContext
-from broker.log_dirs import cannot_serve
+from broker.log_dirs import unavailable_error
 from broker.protocol import FetchPartition, encode_fetch_response
 
 API_KEY = 1
@@ -46,7 +46,6 @@ MAX_VERSION = 12
 
 OFFSET_OUT_OF_RANGE = 1
 UNKNOWN_TOPIC_OR_PARTITION = 3
-KAFKA_STORAGE_ERROR = 56
 TOPIC_AUTHORIZATION_FAILED = 29
 FETCH_SESSION_ID_NOT_FOUND = 70
 FENCED_LEADER_EPOCH = 74
@@ -81,9 +80,7 @@ def _read(
         for rp in requested:
             p = rm.get_partition(topic_name, rp.partition)
             if p is None or p.offline:
-                code = UNKNOWN_TOPIC_OR_PARTITION
-                if p is not None or cannot_serve(rm, topic_name, rp.partition):
-                    code = KAFKA_STORAGE_ERROR  # its log dir is offline
+                code = unavailable_error(rm, topic_name, rp.partition, p)
                 parts.append(FetchPartition(rp.partition, code, records=b""))
                 error = True
                 continue

@@ -16,7 +16,7 @@ import datetime
 from typing import Any
 
 from broker.handlers import RequestContext
-from broker.log_dirs import cannot_serve
+from broker.log_dirs import unavailable_error
 from broker.protocol import error_code, make, nested, response_schema
 
 API_KEY = 2
@@ -24,7 +24,6 @@ MIN_VERSION = 1
 MAX_VERSION = 7
 
 UNKNOWN_TOPIC_OR_PARTITION = 3
-KAFKA_STORAGE_ERROR = 56
 NOT_LEADER_OR_FOLLOWER = 6
 INVALID_REQUEST = 42
 FENCED_LEADER_EPOCH = 74
@@ -99,9 +98,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             if key in seen:
                 err = INVALID_REQUEST
             elif p is None or p.offline:
-                err = UNKNOWN_TOPIC_OR_PARTITION
-                if p is not None or cannot_serve(rm, t.name, rp.partition_index):
-                    err = KAFKA_STORAGE_ERROR  # its log dir is offline (KIP-112)
+                err = unavailable_error(rm, t.name, rp.partition_index, p)
             elif not p.is_leader:  # cluster mode: offsets come from the leader
                 err = NOT_LEADER_OR_FOLLOWER
             else:

@@ -37,6 +37,7 @@ from typing import Any
 
 from broker import message_format
 from broker.handlers import RequestContext, _produce_legacy
+from broker.log_dirs import unavailable_error
 from broker.metadata import InvalidTopicError, MetadataError
 from broker.protocol import CloseConnection, encode_produce_response, error_code, make
 from broker.replica import AppendResult
@@ -51,7 +52,6 @@ _produce_legacy.register()  # Produce v0-v2 schemas (kio starts at v3)
 LEGACY_MAX_UNCOMPRESSED = 16 * 1024 * 1024
 
 UNKNOWN_TOPIC_OR_PARTITION = 3
-KAFKA_STORAGE_ERROR = 56
 INVALID_TOPIC_EXCEPTION = 17
 INVALID_REQUIRED_ACKS = 21
 INVALID_TXN_STATE = 48
@@ -102,7 +102,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
                 records, refused = _up_convert(partition, records)
             if partition is None:
                 # a replica here whose log dir is offline since the start: KAFKA_STORAGE_ERROR
-                result = AppendResult(error_code=_missing(rm, name, pdata.index))
+                result = AppendResult(error_code=unavailable_error(rm, name, pdata.index))
             elif refused is not None:
                 result = refused
             elif code := _refused(ctx, request, records or b""):
@@ -219,12 +219,6 @@ def _attributes(records: bytes) -> list[int]:
         out.append(int.from_bytes(records[pos + 21 : pos + 23], "big"))
         pos += 12 + length
     return out
-
-
-def _missing(rm: Any, topic: str, index: int) -> int:
-    from broker.log_dirs import cannot_serve
-
-    return KAFKA_STORAGE_ERROR if cannot_serve(rm, topic, index) else UNKNOWN_TOPIC_OR_PARTITION
 
 
 def _refused(ctx: RequestContext, request: Any, records: bytes) -> int:
